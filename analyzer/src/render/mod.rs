@@ -1,0 +1,349 @@
+//! Renderers: the table (prettytable), Markdown, CSV, JSON and Graphviz DOT.
+//! The table, Markdown and CSV share one grid of cells; CSV keeps exact
+//! integers where the others print thousands and millions.
+
+mod dot;
+mod json;
+
+pub use dot::dot;
+pub use json::json;
+
+use crate::receptive_field::Axis;
+use crate::rows::Row;
+use crate::{Analysis, Totals};
+use prettytable::{format, Cell, Row as PRow, Table};
+
+/// Optional columns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Columns {
+    pub flops: bool,
+    pub receptive_field: bool,
+    pub buffers: bool,
+    pub percent: bool,
+}
+
+impl Columns {
+    pub const NAMES: [&'static str; 4] = ["flops", "rf", "buffers", "percent"];
+
+    /// Parses `flops,rf` or `all`.
+    pub fn parse(list: &str) -> Result<Columns, String> {
+        let mut c = Columns::default();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match name {
+                "flops" => c.flops = true,
+                "rf" | "receptive_field" => c.receptive_field = true,
+                "buffers" => c.buffers = true,
+                "percent" | "%" => c.percent = true,
+                "all" => {
+                    c = Columns {
+                        flops: true,
+                        receptive_field: true,
+                        buffers: true,
+                        percent: true,
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown column `{other}` (choose from {}, or all)",
+                        Columns::NAMES.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// `61,100,840`
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// `72.856` (millions, three decimals).
+pub fn millions(n: u64) -> String {
+    format!("{:.3}", n as f64 / 1e6)
+}
+
+/// Kilobytes (1024 bytes) with at most two decimals: `784`, `182.25`.
+pub fn kilobytes(bytes: u64) -> String {
+    let s = format!("{:.2}", bytes as f64 / 1024.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A number as JSON and tables print it: an integer when it is one.
+pub fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+fn rf_cell(h: Axis, w: Axis) -> String {
+    if h == w {
+        format!("{} /{}", number(h.size), number(h.stride))
+    } else {
+        format!(
+            "{}x{} /{}x{}",
+            number(h.size),
+            number(w.size),
+            number(h.stride),
+            number(w.stride)
+        )
+    }
+}
+
+/// The conventions behind the figures, printed above every table.
+pub fn conventions(a: &Analysis) -> String {
+    let net = a.network;
+    format!(
+        "{name}: input {input}, batch {batch}, {dtype}\n\
+         params: trainable (buffers apart); MACs: conv and linear multiply-accumulates, \
+         bias excluded; memory: output activations, KB = 1024 bytes (docs/costs.md)",
+        name = net.name,
+        input = net.input,
+        batch = a.options.batch,
+        dtype = a.options.dtype,
+    )
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// Header, rows and total lines as strings. `exact`: integers as they are
+/// (CSV) rather than in thousands/millions.
+fn grid(a: &Analysis, rows: &[Row], cols: Columns, exact: bool) -> Vec<Vec<String>> {
+    let mut header: Vec<String> = ["layer", "op", "output"].map(String::from).to_vec();
+    if exact {
+        header.extend(["memory_bytes", "params", "macs"].map(String::from));
+    } else {
+        header.extend(["memory (KB)", "params (M)", "MACs (M)"].map(String::from));
+    }
+    if cols.flops {
+        header.push(if exact { "flops" } else { "FLOPs (M)" }.into());
+    }
+    if cols.buffers {
+        header.push("buffers".into());
+    }
+    if cols.receptive_field {
+        if exact {
+            header.extend(["rf_size", "rf_stride", "rf_start"].map(String::from));
+        } else {
+            header.push("RF /stride".into());
+        }
+    }
+    if cols.percent {
+        header.extend(["% params", "% MACs"].map(String::from));
+    }
+    let m = |n: u64| if exact { n.to_string() } else { millions(n) };
+    let mut out = vec![header];
+    for r in rows {
+        let mut cells = vec![
+            if r.train_only {
+                format!("{} (train)", r.name)
+            } else {
+                r.name.clone()
+            },
+            r.ops.clone(),
+            r.output.to_string(),
+            if exact {
+                r.output_bytes.to_string()
+            } else {
+                kilobytes(r.output_bytes)
+            },
+            m(r.cost.params),
+            m(r.cost.macs),
+        ];
+        if cols.flops {
+            cells.push(m(r.cost.flops));
+        }
+        if cols.buffers {
+            cells.push(if exact {
+                r.cost.buffers.to_string()
+            } else {
+                thousands(r.cost.buffers)
+            });
+        }
+        if cols.receptive_field {
+            let rf = r.receptive_field;
+            if exact {
+                cells.push(number(rf.h.size));
+                cells.push(number(rf.h.stride));
+                cells.push(number(rf.h.start));
+            } else {
+                cells.push(rf_cell(rf.h, rf.w));
+            }
+        }
+        if cols.percent {
+            let t = if r.train_only {
+                a.train_totals
+            } else {
+                a.totals
+            };
+            cells.push(percent(r.cost.params, t.params));
+            cells.push(percent(r.cost.macs, t.macs));
+        }
+        out.push(cells);
+    }
+    let mut total_line = |name: &str, t: &Totals| {
+        let mut cells = vec![
+            name.to_string(),
+            String::new(),
+            format!("depth {}", t.depth),
+            if exact {
+                t.activation_bytes.to_string()
+            } else {
+                kilobytes(t.activation_bytes)
+            },
+            m(t.params),
+            m(t.macs),
+        ];
+        if cols.flops {
+            cells.push(m(t.flops));
+        }
+        if cols.buffers {
+            cells.push(if exact {
+                t.buffers.to_string()
+            } else {
+                thousands(t.buffers)
+            });
+        }
+        if cols.receptive_field {
+            cells.extend(std::iter::repeat_n(
+                String::new(),
+                if exact { 3 } else { 1 },
+            ));
+        }
+        if cols.percent {
+            cells.extend(["100.0".to_string(), "100.0".to_string()]);
+        }
+        out.push(cells);
+    };
+    total_line("total", &a.totals);
+    if a.has_train_heads() {
+        total_line("total (training)", &a.train_totals);
+    }
+    out
+}
+
+/// Lines under the table: exact totals and the peak memory.
+fn footer(a: &Analysis) -> String {
+    let t = &a.totals;
+    let mut s = format!(
+        "params {} (buffers {}), MACs {}, FLOPs {}, depth {}\n\
+         activations stored {} KB (input included), peak live {} KB",
+        thousands(t.params),
+        thousands(t.buffers),
+        thousands(t.macs),
+        thousands(t.flops),
+        t.depth,
+        kilobytes(t.activation_bytes),
+        kilobytes(t.peak_activation_bytes),
+    );
+    if a.has_train_heads() {
+        let tt = &a.train_totals;
+        s.push_str(&format!(
+            "\ntraining (with `head train`): params {}, MACs {}",
+            thousands(tt.params),
+            thousands(tt.macs)
+        ));
+    }
+    s
+}
+
+pub fn table(a: &Analysis, rows: &[Row], cols: Columns) -> String {
+    let g = grid(a, rows, cols, false);
+    let mut t = Table::new();
+    t.set_format(*format::consts::FORMAT_BOX_CHARS);
+    let right_from = 3;
+    for (i, line) in g.iter().enumerate() {
+        let cells = line
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let cell = Cell::new(c);
+                if i == 0 {
+                    cell.style_spec("b")
+                } else if j >= right_from || j == 2 && c.starts_with("depth") {
+                    cell.style_spec("r")
+                } else {
+                    cell
+                }
+            })
+            .collect();
+        t.add_row(PRow::new(cells));
+    }
+    format!("{}\n{}{}\n", conventions(a), t, footer(a))
+}
+
+pub fn markdown(a: &Analysis, rows: &[Row], cols: Columns) -> String {
+    let g = grid(a, rows, cols, false);
+    let mut s = format!("{}\n\n", conventions(a).replace('\n', "  \n"));
+    for (i, line) in g.iter().enumerate() {
+        let cells: Vec<String> = line.iter().map(|c| c.replace('|', "\\|")).collect();
+        s.push_str(&format!("| {} |\n", cells.join(" | ")));
+        if i == 0 {
+            let seps: Vec<&str> = (0..line.len())
+                .map(|j| if j >= 3 { "---:" } else { "---" })
+                .collect();
+            s.push_str(&format!("|{}|\n", seps.join("|")));
+        }
+    }
+    s.push('\n');
+    s.push_str(&footer(a).replace('\n', "  \n"));
+    s.push('\n');
+    s
+}
+
+/// RFC 4180: quote fields that hold a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn csv(a: &Analysis, rows: &[Row], cols: Columns) -> String {
+    grid(a, rows, cols, true)
+        .iter()
+        .map(|line| {
+            let mut l = line
+                .iter()
+                .map(|c| csv_field(c))
+                .collect::<Vec<_>>()
+                .join(",");
+            l.push('\n');
+            l
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(thousands(61100840), "61,100,840");
+        assert_eq!(thousands(100), "100");
+        assert_eq!(kilobytes(802816), "784");
+        assert_eq!(kilobytes(186624), "182.25");
+        assert_eq!(kilobytes(4000), "3.91");
+        assert_eq!(millions(72855552), "72.856");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}

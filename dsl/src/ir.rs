@@ -1,0 +1,518 @@
+//! The elaborated network: a petgraph graph of ops with dotted names.
+//!
+//! Built once by `elaborate`, then only read (by the analyzer and, later, the
+//! runtime). Nodes are added in execution order, so `node_indices()` is a
+//! topological order. Edge weights are input positions: the order of the
+//! operands of `concat` and `add` is kept.
+
+use crate::diagnostic::{Source, Span};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use std::fmt;
+use std::rc::Rc;
+
+/// The shape of one example's activation (the batch is never part of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// Channels x height x width.
+    Image { c: u64, h: u64, w: u64 },
+    /// A flat feature vector.
+    Flat(u64),
+}
+
+impl Shape {
+    /// Number of elements, or `None` on overflow.
+    pub fn elements(&self) -> Option<u64> {
+        match *self {
+            Shape::Image { c, h, w } => c.checked_mul(h)?.checked_mul(w),
+            Shape::Flat(n) => Some(n),
+        }
+    }
+    /// Channels (features for a flat shape).
+    pub fn channels(&self) -> u64 {
+        match *self {
+            Shape::Image { c, .. } => c,
+            Shape::Flat(n) => n,
+        }
+    }
+    pub fn dims(&self) -> Vec<u64> {
+        match *self {
+            Shape::Image { c, h, w } => vec![c, h, w],
+            Shape::Flat(n) => vec![n],
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Image { c, h, w } => write!(f, "{c}x{h}x{w}"),
+            Shape::Flat(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Height and width of a kernel, stride, padding or dilation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair {
+    pub h: u64,
+    pub w: u64,
+}
+
+impl Pair {
+    pub fn square(v: u64) -> Pair {
+        Pair { h: v, w: v }
+    }
+}
+
+impl fmt::Display for Pair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.h == self.w {
+            write!(f, "{}", self.h)
+        } else {
+            write!(f, "{}x{}", self.h, self.w)
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    Explicit(Pair),
+    /// PyTorch's `padding='same'` (stride 1 only): output size = input size;
+    /// an odd total padding puts the extra row/column after.
+    Same,
+}
+
+/// Weight initialisation of a conv or linear layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Init {
+    /// `init=kaiming`, the default: PyTorch's own reset for conv and linear
+    /// (Kaiming uniform with a = sqrt(5), bias uniform in 1/sqrt(fan_in)).
+    Kaiming,
+    KaimingNormal {
+        fan_out: bool,
+    },
+    KaimingUniform {
+        fan_out: bool,
+    },
+    Xavier,
+    Zeros,
+}
+
+impl Init {
+    /// The spellings of `init=`, and what each means.
+    pub const NAMES: [(&'static str, Init); 7] = [
+        ("kaiming", Init::Kaiming),
+        ("kaiming_normal", Init::KaimingNormal { fan_out: false }),
+        ("kaiming_uniform", Init::KaimingUniform { fan_out: false }),
+        (
+            "kaiming_normal_fan_out",
+            Init::KaimingNormal { fan_out: true },
+        ),
+        (
+            "kaiming_uniform_fan_out",
+            Init::KaimingUniform { fan_out: true },
+        ),
+        ("xavier", Init::Xavier),
+        ("zeros", Init::Zeros),
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Relu,
+    LeakyRelu { slope: f64 },
+    Elu { alpha: f64 },
+    Selu,
+    Gelu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+}
+
+impl Activation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Elu { .. } => "elu",
+            Activation::Selu => "selu",
+            Activation::Gelu => "gelu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softmax => "softmax",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
+}
+
+/// Every op of the language. A closed enum: each concern (shape, cost,
+/// lowering) is one `match` over it, so an op's rules stay in view.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// The network's image input.
+    Input,
+    Conv {
+        out: u64,
+        kernel: Pair,
+        stride: Pair,
+        padding: Padding,
+        dilation: Pair,
+        groups: u64,
+        bias: bool,
+        init: Init,
+    },
+    Linear {
+        out: u64,
+        bias: bool,
+        init: Init,
+    },
+    Pool {
+        kind: PoolKind,
+        kernel: Pair,
+        stride: Pair,
+        padding: Pair,
+        ceil: bool,
+        /// avgpool: leave padded zeros out of the mean (PyTorch's
+        /// `count_include_pad=False`).
+        exclude_pad: bool,
+    },
+    /// Global average pool to Cx1x1.
+    GlobalAvgPool,
+    AdaptiveAvgPool {
+        out: Pair,
+    },
+    BatchNorm {
+        eps: f64,
+        momentum: f64,
+        gamma: f64,
+    },
+    Lrn {
+        size: u64,
+        alpha: f64,
+        beta: f64,
+        k: f64,
+    },
+    /// Inverted dropout; `p` is the probability of dropping.
+    Dropout {
+        p: f64,
+    },
+    Act(Activation),
+    /// One learned slope per channel.
+    Prelu,
+    Flatten,
+    Identity,
+    /// Joins its inputs along channels, in edge order.
+    Concat,
+    /// Sums its inputs.
+    Add,
+    /// ResNet option A shortcut: subsample by `stride`, pad the new channels
+    /// with zeros (half before, half after).
+    ZeroPad {
+        out: u64,
+        stride: u64,
+    },
+}
+
+impl Op {
+    /// The op's keyword in the language (`conv`, `maxpool`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv { .. } => "conv",
+            Op::Linear { .. } => "linear",
+            Op::Pool {
+                kind: PoolKind::Max,
+                ..
+            } => "maxpool",
+            Op::Pool {
+                kind: PoolKind::Avg,
+                ..
+            } => "avgpool",
+            Op::GlobalAvgPool => "gap",
+            Op::AdaptiveAvgPool { .. } => "adaptive_avgpool",
+            Op::BatchNorm { .. } => "bn",
+            Op::Lrn { .. } => "lrn",
+            Op::Dropout { .. } => "dropout",
+            Op::Act(a) => a.name(),
+            Op::Prelu => "prelu",
+            Op::Flatten => "flatten",
+            Op::Identity => "identity",
+            Op::Concat => "concat",
+            Op::Add => "add",
+            Op::ZeroPad { .. } => "zeropad",
+        }
+    }
+
+    /// Whether the op has weights: conv and linear, the layers papers count
+    /// in a network's depth.
+    pub fn is_weight_layer(&self) -> bool {
+        matches!(self, Op::Conv { .. } | Op::Linear { .. })
+    }
+}
+
+/// Which part of the network a node belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Main,
+    /// Inside a residual's `project` shortcut (left out of depth).
+    Shortcut,
+    /// Inside a `head`; `train` heads count in training totals only.
+    Head {
+        train: bool,
+    },
+}
+
+/// A block call on the way to a node: `bottleneck` called at a place, giving
+/// the scope `layer1.0`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallSite {
+    pub block: String,
+    pub span: Span,
+    pub scope: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    /// Dotted full name: the table row, and the parameter prefix
+    /// (`layer1.0.conv1` owns `layer1.0.conv1.weight`).
+    pub name: String,
+    /// The op's text in the source.
+    pub span: Span,
+    /// Output shape for one example.
+    pub shape: Shape,
+    pub role: Role,
+    /// The innermost statement that produced the node (index into
+    /// `Network::statements`).
+    pub statement: u32,
+    /// The block calls that led here, outermost first.
+    pub calls: Rc<[CallSite]>,
+}
+
+/// A statement instance, for the table's rows: statements nest (a block call
+/// holds its body's statements), and `--depth N` cuts this tree at level N.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    /// Row name: the label's full name, or the first op's name.
+    pub name: String,
+    pub parent: Option<u32>,
+    /// 1 for top-level statements.
+    pub level: u32,
+    pub span: Span,
+}
+
+/// A parsed `expect` line, kept for the analyzer to evaluate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expectation {
+    pub train: bool,
+    pub quantity: Quantity,
+    pub cmp: crate::ast::Cmp,
+    pub value: ExpectValue,
+    pub tolerance: Option<crate::ast::Tolerance>,
+    pub span: Span,
+    /// The line as written, for reports.
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    Params,
+    Buffers,
+    Macs,
+    Flops,
+    Depth,
+    /// Total activation elements (see docs/costs.md).
+    Activations,
+    /// Peak live activation bytes.
+    Memory,
+    /// The main output's shape.
+    Output,
+}
+
+impl Quantity {
+    pub const ALL: [(&'static str, Quantity); 8] = [
+        ("params", Quantity::Params),
+        ("buffers", Quantity::Buffers),
+        ("macs", Quantity::Macs),
+        ("flops", Quantity::Flops),
+        ("depth", Quantity::Depth),
+        ("activations", Quantity::Activations),
+        ("memory", Quantity::Memory),
+        ("output", Quantity::Output),
+    ];
+    pub fn name(self) -> &'static str {
+        Quantity::ALL
+            .iter()
+            .find(|(_, q)| *q == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExpectValue {
+    /// A number; `text` as written fixes the rounding that `~` allows.
+    Number {
+        value: f64,
+        text: String,
+    },
+    Shape(Shape),
+}
+
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub name: String,
+    pub source: Source,
+    pub input: Shape,
+    /// Network parameters after `--set`, in header order.
+    pub params: Vec<(String, crate::value::Value)>,
+    pub graph: DiGraph<Node, u32>,
+    /// The main output.
+    pub output: NodeIndex,
+    /// Side outputs of `head` statements.
+    pub heads: Vec<NodeIndex>,
+    pub statements: Vec<Statement>,
+    pub expectations: Vec<Expectation>,
+}
+
+impl Network {
+    /// A node's inputs, in operand order.
+    pub fn inputs(&self, node: NodeIndex) -> Vec<NodeIndex> {
+        let mut edges: Vec<(u32, NodeIndex)> = self
+            .graph
+            .edges_directed(node, Direction::Incoming)
+            .map(|e| (*e.weight(), e.source()))
+            .collect();
+        edges.sort_unstable_by_key(|e| e.0);
+        edges.into_iter().map(|e| e.1).collect()
+    }
+
+    /// The input shapes of a node, in operand order.
+    pub fn input_shapes(&self, node: NodeIndex) -> Vec<Shape> {
+        self.inputs(node)
+            .into_iter()
+            .map(|n| self.graph[n].shape)
+            .collect()
+    }
+
+    pub fn node_by_name(&self, name: &str) -> Option<NodeIndex> {
+        self.graph
+            .node_indices()
+            .find(|&n| self.graph[n].name == name)
+    }
+}
+
+/// What a stored tensor of an op is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// Trainable (counted in `params`).
+    Param,
+    /// A float buffer such as BN's running statistics (counted in `buffers`).
+    Buffer,
+    /// An integer counter (BN's `num_batches_tracked`): listed, not counted.
+    Counter,
+}
+
+impl TensorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TensorKind::Param => "param",
+            TensorKind::Buffer => "buffer",
+            TensorKind::Counter => "counter",
+        }
+    }
+}
+
+/// One stored tensor of an op, named as PyTorch's `state_dict` names it
+/// (the op's full name, a dot, then `suffix`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub suffix: &'static str,
+    pub shape: Vec<u64>,
+    pub kind: TensorKind,
+}
+
+impl TensorSpec {
+    pub fn elements(&self) -> Option<u64> {
+        self.shape.iter().try_fold(1u64, |a, &b| a.checked_mul(b))
+    }
+}
+
+impl Op {
+    /// The op's weights and buffers, in PyTorch's `state_dict` order, given
+    /// its (first) input shape. Parameter counts are derived from this list.
+    pub fn tensors(&self, input: Shape) -> Vec<TensorSpec> {
+        let t = |suffix, shape: Vec<u64>, kind| TensorSpec {
+            suffix,
+            shape,
+            kind,
+        };
+        match *self {
+            Op::Conv {
+                out,
+                kernel,
+                groups,
+                bias,
+                ..
+            } => {
+                let mut v = vec![t(
+                    "weight",
+                    vec![out, input.channels() / groups.max(1), kernel.h, kernel.w],
+                    TensorKind::Param,
+                )];
+                if bias {
+                    v.push(t("bias", vec![out], TensorKind::Param));
+                }
+                v
+            }
+            Op::Linear { out, bias, .. } => {
+                let mut v = vec![t("weight", vec![out, input.channels()], TensorKind::Param)];
+                if bias {
+                    v.push(t("bias", vec![out], TensorKind::Param));
+                }
+                v
+            }
+            Op::BatchNorm { .. } => {
+                let c = input.channels();
+                vec![
+                    t("weight", vec![c], TensorKind::Param),
+                    t("bias", vec![c], TensorKind::Param),
+                    t("running_mean", vec![c], TensorKind::Buffer),
+                    t("running_var", vec![c], TensorKind::Buffer),
+                    t("num_batches_tracked", vec![], TensorKind::Counter),
+                ]
+            }
+            Op::Prelu => vec![t("weight", vec![input.channels()], TensorKind::Param)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Network {
+    /// `note:` lines giving the chain of block calls that made a node.
+    pub fn call_notes(&self, calls: &[CallSite]) -> Vec<String> {
+        call_notes(&self.source, calls)
+    }
+}
+
+/// `in block `bottleneck` called at file:21:9 (layer1.0)`, innermost first.
+pub fn call_notes(source: &Source, calls: &[CallSite]) -> Vec<String> {
+    calls
+        .iter()
+        .rev()
+        .map(|c| {
+            format!(
+                "in block `{}` called at {} ({})",
+                c.block,
+                source.location(c.span.start),
+                c.scope
+            )
+        })
+        .collect()
+}

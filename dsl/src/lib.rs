@@ -1,0 +1,45 @@
+//! The `.net` network language: lexer and parser (`lexer`, `parser`, `ast`),
+//! elaboration into the IR (`elaborate`, `ops`, `shape`, `ir`), and the
+//! diagnostics every error goes through.
+//!
+//! Entry point: [`compile`].
+
+pub mod ast;
+pub mod diagnostic;
+pub mod elaborate;
+pub mod ir;
+pub mod lexer;
+pub mod ops;
+pub mod parser;
+pub mod shape;
+pub mod value;
+
+pub use diagnostic::{Diagnostic, Errors, Location, Source, Span};
+pub use elaborate::Overrides;
+pub use ir::{Network, Node, Op, Shape};
+
+/// Parses and elaborates one `.net` file. On failure, every independent
+/// error is returned, ready to render with `Errors`' `Display`.
+pub fn compile(name: &str, text: &str, overrides: &Overrides) -> Result<Network, Errors> {
+    let source = Source::new(name, text);
+    let (file, syntax_errors) = parser::parse(text);
+    if !syntax_errors.is_empty() {
+        return Err(Errors {
+            source,
+            diagnostics: syntax_errors,
+        });
+    }
+    elaborate::elaborate(&file, &source, overrides).map_err(|diagnostics| Errors {
+        source: source.clone(),
+        diagnostics,
+    })
+}
+
+/// The closest of `candidates` to `name`, if close enough to suggest.
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|&(d, c)| d <= 2.max(c.len() / 3) && d < c.len().max(name.len()))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
