@@ -141,6 +141,21 @@ fn parse_input(s: &str) -> Result<[u64; 3], String> {
 /// A failure already explained to the user.
 struct Failed;
 
+/// Writes to stdout. A closed pipe (`cnncost big.net | head`) ends the
+/// output quietly instead of panicking as `print!` would.
+fn emit(text: &str) -> Result<(), Failed> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            Err(Failed)
+        }
+    }
+}
+
 fn load(path: &Path, net: &NetArgs) -> Result<Network, Failed> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         eprintln!("error: cannot read `{}`: {e}", path.display());
@@ -180,10 +195,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failed> {
     )?;
     if let Some(name) = &args.explain {
         return match explain::explain(&a, name) {
-            Ok(text) => {
-                print!("{text}");
-                Ok(())
-            }
+            Ok(text) => emit(&text),
             Err(msg) => {
                 eprintln!("error: {msg}");
                 Err(Failed)
@@ -192,16 +204,15 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failed> {
     }
     let cols = args.columns.unwrap_or_default();
     let rows = rows::rows(&a, args.depth);
-    match args.format {
-        Format::Table => print!("{}", render::table(&a, &rows, cols)),
-        Format::Markdown => print!("{}", render::markdown(&a, &rows, cols)),
-        Format::Csv => print!("{}", render::csv(&a, &rows, cols)),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&render::json(&a)).unwrap_or_default()
-        ),
-    }
-    Ok(())
+    let text = match args.format {
+        Format::Table => render::table(&a, &rows, cols),
+        Format::Markdown => render::markdown(&a, &rows, cols),
+        Format::Csv => render::csv(&a, &rows, cols),
+        Format::Json => {
+            serde_json::to_string_pretty(&render::json(&a)).unwrap_or_default() + "\n"
+        }
+    };
+    emit(&text)
 }
 
 /// `.net` files under the given paths, directories searched recursively,
@@ -254,7 +265,7 @@ fn run_check(paths: &[PathBuf], net_args: &NetArgs) -> Result<(), Failed> {
             continue;
         };
         if net.expectations.is_empty() {
-            println!("{}: no expect lines", file.display());
+            emit(&format!("{}: no expect lines\n", file.display()))?;
         }
         for o in expect::evaluate(&a) {
             let x = o.expectation;
@@ -263,13 +274,13 @@ fn run_check(paths: &[PathBuf], net_args: &NetArgs) -> Result<(), Failed> {
                 .allowed
                 .map(|t| format!(", allowed ± {}", render::thousands(t.round() as u64)))
                 .unwrap_or_default();
-            println!(
-                "{} {}:{line}: {}  (actual {}{allowed})",
+            emit(&format!(
+                "{} {}:{line}: {}  (actual {}{allowed})\n",
                 if o.pass { "ok  " } else { "FAIL" },
                 file.display(),
                 x.text.trim(),
                 o.actual,
-            );
+            ))?;
             if o.pass {
                 passed += 1;
             } else {
@@ -277,7 +288,7 @@ fn run_check(paths: &[PathBuf], net_args: &NetArgs) -> Result<(), Failed> {
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    emit(&format!("{passed} passed, {failed} failed\n"))?;
     if failed > 0 {
         Err(Failed)
     } else {
@@ -290,7 +301,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Check { paths, net }) => run_check(paths, net),
         Some(Command::Graph { file, net }) => {
-            load(file, net).map(|n| print!("{}", render::dot(&n)))
+            load(file, net).and_then(|n| emit(&render::dot(&n)))
         }
         None => run_analyze(&cli.analyze),
     };

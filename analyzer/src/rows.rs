@@ -92,10 +92,23 @@ pub fn rows(a: &Analysis, depth: u32) -> Vec<Row> {
     rows
 }
 
-/// The statement's text after its label, up to the end of its line.
+/// The statement's text after its label, up to the end of its line or of
+/// the statement (a `;`, or a `}` closing an enclosing block).
 fn describe(text: &str, start: usize) -> String {
-    let line = text[start.min(text.len())..].lines().next().unwrap_or("");
-    let line = line.split('#').next().unwrap_or("").trim();
+    let line = text.get(start..).unwrap_or("").lines().next().unwrap_or("");
+    let mut depth = 0i32;
+    let end = line
+        .char_indices()
+        .find(|&(_, c)| {
+            match c {
+                '(' | '{' => depth += 1,
+                ')' | '}' => depth -= 1,
+                _ => {}
+            }
+            depth < 0 || c == '#' || (c == ';' && depth == 0)
+        })
+        .map_or(line.len(), |(i, _)| i);
+    let line = line[..end].trim();
     // Drop a leading `label:` (not the `:` of a `?:` inside an argument).
     let body = match line.find(':') {
         Some(i) if !line[..i].contains([' ', '(', '=']) => line[i + 1..].trim(),
@@ -133,5 +146,7 @@ mod tests {
             "stage(64, 3, 1)"
         );
         assert_eq!(describe("residual {", 0), "residual { ... }");
+        assert_eq!(describe("bottleneck(width) }", 0), "bottleneck(width)");
+        assert_eq!(describe("conv 64 k=1; relu", 0), "conv 64 k=1");
     }
 }

@@ -75,7 +75,11 @@ pub fn millions(n: u64) -> String {
 /// Kilobytes (1024 bytes) with at most two decimals: `784`, `182.25`.
 pub fn kilobytes(bytes: u64) -> String {
     let s = format!("{:.2}", bytes as f64 / 1024.0);
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    match s.split_once('.') {
+        Some((int, frac)) => format!("{}.{frac}", thousands(int.parse().unwrap_or(0))),
+        None => thousands(s.parse().unwrap_or(0)),
+    }
 }
 
 /// A number as JSON and tables print it: an integer when it is one.
@@ -267,24 +271,53 @@ fn footer(a: &Analysis) -> String {
 pub fn table(a: &Analysis, rows: &[Row], cols: Columns) -> String {
     let g = grid(a, rows, cols, false);
     let mut t = Table::new();
-    t.set_format(*format::consts::FORMAT_BOX_CHARS);
+    // Box lines around the table and under the header only: a course's table
+    // reads better without a rule between every row.
+    let line = |l, m, r| format::LineSeparator::new('─', m, l, r);
+    t.set_format(
+        format::FormatBuilder::new()
+            .column_separator('│')
+            .borders('│')
+            .separator(format::LinePosition::Top, line('┌', '┬', '┐'))
+            .separator(format::LinePosition::Title, line('├', '┼', '┤'))
+            .separator(format::LinePosition::Bottom, line('└', '┴', '┘'))
+            .padding(1, 1)
+            .build(),
+    );
     let right_from = 3;
-    for (i, line) in g.iter().enumerate() {
-        let cells = line
+    let totals_from = rows.len() + 1;
+    for (i, cells) in g.iter().enumerate() {
+        let cells = cells
             .iter()
             .enumerate()
             .map(|(j, c)| {
                 let cell = Cell::new(c);
                 if i == 0 {
                     cell.style_spec("b")
-                } else if j >= right_from || j == 2 && c.starts_with("depth") {
+                } else if j >= right_from || (j == 2 && i >= totals_from) {
                     cell.style_spec("r")
                 } else {
                     cell
                 }
             })
             .collect();
-        t.add_row(PRow::new(cells));
+        if i == 0 {
+            t.set_titles(PRow::new(cells));
+        } else {
+            if i == totals_from {
+                // A rule above the totals.
+                let widths: Vec<usize> = g
+                    .iter()
+                    .map(|l| l.iter().map(|c| c.chars().count()).collect::<Vec<_>>())
+                    .fold(vec![0; g[0].len()], |acc, w| {
+                        acc.iter().zip(w).map(|(a, b)| (*a).max(b)).collect()
+                    });
+                t.add_row(PRow::new(
+                    widths.iter().map(|&w| Cell::new(&"─".repeat(w))).collect(),
+                ));
+            }
+            t.add_row(PRow::new(cells));
+        }
     }
     format!("{}\n{}{}\n", conventions(a), t, footer(a))
 }
@@ -343,6 +376,7 @@ mod tests {
         assert_eq!(kilobytes(802816), "784");
         assert_eq!(kilobytes(186624), "182.25");
         assert_eq!(kilobytes(4000), "3.91");
+        assert_eq!(kilobytes(112_406_436), "109,771.91");
         assert_eq!(millions(72855552), "72.856");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
     }
