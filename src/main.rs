@@ -9,6 +9,8 @@ use dsl::{Network, Overrides};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod zoo;
+
 const ABOUT: &str = "Static cost analysis of convolutional networks written in the .net language";
 
 const LONG_ABOUT: &str = "\
@@ -58,15 +60,37 @@ enum Command {
         does not compile, so this is the command to run in CI."
     )]
     Check {
-        /// .net files or directories holding them
-        #[arg(required = true)]
+        /// .net files, directories holding them, or zoo names
+        #[arg(required_unless_present = "zoo")]
         paths: Vec<PathBuf>,
+        /// Check every network of the built-in zoo
+        #[arg(long)]
+        zoo: bool,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// List the built-in zoo: name, params, MACs, depth and source
+    #[command(long_about = "List the networks built into cnncost (the zoo/ folder \
+        of the project). A zoo name works wherever a path does: `cnncost resnet50`, \
+        `cnncost weights vgg16`.")]
+    Zoo,
+    /// List every parameter and buffer with its full name, shape and kind
+    #[command(long_about = "List every tensor of the network's state dict: its \
+        full dotted name (as PyTorch's state_dict names it), shape and kind \
+        (param, buffer, or counter for BN's num_batches_tracked). Use it to map \
+        weights from other sources.")]
+    Weights {
+        /// The .net file or zoo name
+        file: PathBuf,
+        /// Leave out `head train` branches (the inference network)
+        #[arg(long)]
+        inference: bool,
         #[command(flatten)]
         net: NetArgs,
     },
     /// Write the network's graph in Graphviz DOT (render with `dot -Tsvg`)
     Graph {
-        /// The .net file
+        /// The .net file or zoo name
         file: PathBuf,
         #[command(flatten)]
         net: NetArgs,
@@ -94,7 +118,7 @@ enum Format {
 
 #[derive(Args)]
 struct AnalyzeArgs {
-    /// The .net file to analyze
+    /// The .net file to analyze, or a zoo name (`cnncost zoo` lists them)
     file: Option<PathBuf>,
     #[command(flatten)]
     net: NetArgs,
@@ -156,19 +180,37 @@ fn emit(text: &str) -> Result<(), Failed> {
     }
 }
 
-fn load(path: &Path, net: &NetArgs) -> Result<Network, Failed> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("error: cannot read `{}`: {e}", path.display());
-        Failed
-    })?;
+/// A file's text, or a zoo network's when no such file exists.
+fn read_source(path: &Path) -> Result<(String, String), Failed> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((path.display().to_string(), text)),
+        Err(e) => match zoo::find(&path.to_string_lossy()) {
+            Some((name, text)) => Ok((format!("zoo/{name}.net"), text.to_string())),
+            None => {
+                eprintln!(
+                    "error: cannot read `{}`: {e}\n  (nor is it a zoo network: `cnncost zoo` lists them)",
+                    path.display()
+                );
+                Err(Failed)
+            }
+        },
+    }
+}
+
+fn compile(name: &str, text: &str, net: &NetArgs) -> Result<Network, Failed> {
     let overrides = Overrides {
         set: net.set.clone(),
         input: net.input,
     };
-    dsl::compile(&path.display().to_string(), &text, &overrides).map_err(|e| {
+    dsl::compile(name, text, &overrides).map_err(|e| {
         eprintln!("{e}");
         Failed
     })
+}
+
+fn load(path: &Path, net: &NetArgs) -> Result<Network, Failed> {
+    let (name, text) = read_source(path)?;
+    compile(&name, &text, net)
 }
 
 fn analyzed<'n>(net: &'n Network, options: Options) -> Result<Analysis<'n>, Failed> {
@@ -208,9 +250,7 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failed> {
         Format::Table => render::table(&a, &rows, cols),
         Format::Markdown => render::markdown(&a, &rows, cols),
         Format::Csv => render::csv(&a, &rows, cols),
-        Format::Json => {
-            serde_json::to_string_pretty(&render::json(&a)).unwrap_or_default() + "\n"
-        }
+        Format::Json => serde_json::to_string_pretty(&render::json(&a)).unwrap_or_default() + "\n",
     };
     emit(&text)
 }
@@ -242,18 +282,28 @@ fn net_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failed> {
             }
             found.sort();
             out.extend(found);
-        } else if p.exists() {
+        } else if p.exists() || zoo::find(&p.to_string_lossy()).is_some() {
             out.push(p.clone());
         } else {
-            eprintln!("error: `{}` does not exist", p.display());
+            eprintln!(
+                "error: `{}` does not exist, nor is it a zoo network",
+                p.display()
+            );
             return Err(Failed);
         }
     }
     Ok(out)
 }
 
-fn run_check(paths: &[PathBuf], net_args: &NetArgs) -> Result<(), Failed> {
-    let files = net_files(paths)?;
+fn run_check(paths: &[PathBuf], all_zoo: bool, net_args: &NetArgs) -> Result<(), Failed> {
+    let mut files = net_files(paths)?;
+    if all_zoo {
+        files.extend(
+            zoo::ZOO
+                .iter()
+                .map(|(n, _)| PathBuf::from(format!("zoo/{n}.net"))),
+        );
+    }
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
         let Ok(net) = load(file, net_args) else {
@@ -296,13 +346,92 @@ fn run_check(paths: &[PathBuf], net_args: &NetArgs) -> Result<(), Failed> {
     }
 }
 
+fn run_zoo() -> Result<(), Failed> {
+    let mut table = vec![["name", "params", "MACs", "depth", "source"].map(String::from)];
+    for (name, text) in zoo::ZOO {
+        let net = compile(&format!("zoo/{name}.net"), text, &NetArgs::default())?;
+        let a = analyzed(&net, Options::default())?;
+        table.push([
+            name.to_string(),
+            render::thousands(a.totals.params),
+            render::thousands(a.totals.macs),
+            a.totals.depth.to_string(),
+            zoo::source_line(text),
+        ]);
+    }
+    let mut out = String::new();
+    let widths: Vec<usize> = (0..5)
+        .map(|j| {
+            table
+                .iter()
+                .map(|r| r[j].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in &table {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(j, c)| match j {
+                0 | 4 => format!("{c:<w$}", w = if j == 4 { 0 } else { widths[j] }),
+                _ => format!("{c:>w$}", w = widths[j]),
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    emit(&out)
+}
+
+fn run_weights(file: &Path, inference: bool, net_args: &NetArgs) -> Result<(), Failed> {
+    let net = load(file, net_args)?;
+    let mut out = String::new();
+    let (mut params, mut buffers) = (0u64, 0u64);
+    for n in net.graph.node_indices() {
+        let node = &net.graph[n];
+        if inference && matches!(node.role, dsl::ir::Role::Head { train: true }) {
+            continue;
+        }
+        let Some(&input) = net.input_shapes(n).first() else {
+            continue;
+        };
+        for t in node.op.tensors(input) {
+            let shape: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+            out.push_str(&format!(
+                "{}.{}\t[{}]\t{}\n",
+                node.name,
+                t.suffix,
+                shape.join(", "),
+                t.kind.name()
+            ));
+            let elems = t.elements().unwrap_or(u64::MAX);
+            match t.kind {
+                dsl::ir::TensorKind::Param => params = params.saturating_add(elems),
+                dsl::ir::TensorKind::Buffer => buffers = buffers.saturating_add(elems),
+                dsl::ir::TensorKind::Counter => {}
+            }
+        }
+    }
+    out.push_str(&format!(
+        "# {} params, {} buffer elements\n",
+        render::thousands(params),
+        render::thousands(buffers)
+    ));
+    emit(&out)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Check { paths, net }) => run_check(paths, net),
-        Some(Command::Graph { file, net }) => {
-            load(file, net).and_then(|n| emit(&render::dot(&n)))
-        }
+        Some(Command::Check { paths, zoo, net }) => run_check(paths, *zoo, net),
+        Some(Command::Zoo) => run_zoo(),
+        Some(Command::Weights {
+            file,
+            inference,
+            net,
+        }) => run_weights(file, *inference, net),
+        Some(Command::Graph { file, net }) => load(file, net).and_then(|n| emit(&render::dot(&n))),
         None => run_analyze(&cli.analyze),
     };
     match result {
