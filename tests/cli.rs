@@ -1,0 +1,179 @@
+//! The command line end to end: formats, options, exit statuses.
+
+use std::process::{Command, Output};
+
+fn cnncost(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn temp_net(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnncost-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn check_fails_with_status_1_on_a_wrong_expectation() {
+    let p = temp_net(
+        "wrong.net",
+        "network t\ninput 3x8x8\nconv 4 k=3\nexpect params = 112\nexpect params = 999\n",
+    );
+    let o = cnncost(&["check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    // 4*3*3*3 + 4 = 112 parameters: the first line passes, the second fails.
+    assert!(out.contains("ok   ") && out.contains("FAIL "), "{out}");
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn check_passes_for_the_zoo() {
+    let o = cnncost(&[
+        "check",
+        "zoo/alexnet.net",
+        "zoo/vgg16.net",
+        "zoo/resnet50.net",
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
+#[test]
+fn a_compile_error_exits_1_and_names_the_place() {
+    let p = temp_net("bad.net", "network t\ninput 3x8x8\nconv 4 k=9\n");
+    let o = cnncost(&[p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("bad.net:3:1"), "{err}");
+}
+
+#[test]
+fn csv_has_exact_integers_and_depth_expands_rows() {
+    let o = cnncost(&["zoo/resnet50.net", "--format", "csv", "--columns", "all"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    let total = out
+        .lines()
+        .find(|l| l.starts_with("total,"))
+        .expect("total line");
+    let cells: Vec<&str> = total.split(',').collect();
+    // torchvision's num_params and _ops for resnet50 (published.md).
+    assert_eq!(cells[4], "25557032");
+    assert_eq!(cells[5], "4089184256");
+    let rows = |depth: &str| {
+        stdout(&cnncost(&[
+            "zoo/resnet50.net",
+            "--format",
+            "csv",
+            "--depth",
+            depth,
+        ]))
+        .lines()
+        .filter(|l| l.starts_with("layer1"))
+        .count()
+    };
+    // Depth 1: one `layer1` row; depth 2: its three bottlenecks.
+    assert_eq!(rows("1"), 1);
+    assert_eq!(rows("2"), 3);
+}
+
+#[test]
+fn explain_fills_in_the_lecture_numbers() {
+    let o = cnncost(&["zoo/alexnet.net", "--explain", "conv1"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    // costs.md: conv1 params 23,296 = 64*3*11*11 + 64; MACs 72,855,552.
+    assert!(out.contains("64*3*11*11 + 64 = 23,296"), "{out}");
+    assert!(out.contains("64*56*56*3*11*11 = 72,855,552"), "{out}");
+    let o = cnncost(&["zoo/alexnet.net", "--explain", "conv9"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `conv1`"));
+}
+
+#[test]
+fn graph_writes_one_dot_node_per_op() {
+    let o = cnncost(&["graph", "zoo/resnet50.net"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.starts_with("digraph \"resnet50\" {"));
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/zoo/resnet50.net")).unwrap();
+    let net = dsl::compile("r", &text, &dsl::Overrides::default()).unwrap();
+    let nodes = out
+        .lines()
+        .filter(|l| l.contains("[label=\"") && !l.contains("->"))
+        .count();
+    let edges = out.lines().filter(|l| l.contains(" -> n")).count();
+    assert_eq!(nodes, net.graph.node_count());
+    assert_eq!(edges, net.graph.edge_count());
+}
+
+#[test]
+fn set_and_input_override_the_network() {
+    let o = cnncost(&["zoo/alexnet.net", "--set", "classes=10", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fc8 = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "fc8")
+        .unwrap()
+        .clone();
+    assert_eq!(fc8["params"], 4096 * 10 + 10);
+    let o = cnncost(&["zoo/resnet50.net", "--input", "3x32x32", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["input"], serde_json::json!([3, 32, 32]));
+    let o = cnncost(&["zoo/alexnet.net", "--set", "clases=10"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `classes`"));
+}
+
+#[test]
+fn zoo_names_work_as_paths_and_weights_lists_the_state_dict() {
+    let o = cnncost(&["weights", "resnet18"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("conv1.weight\t[64, 3, 7, 7]\tparam\n"),
+        "{out}"
+    );
+    // torchvision's resnet18 num_params.
+    assert!(out.contains("# 11,689,512 params"), "{out}");
+    let o = cnncost(&["zoo"]);
+    assert!(stdout(&o)
+        .lines()
+        .any(|l| l.starts_with("resnet50 ") && l.contains("25,557,032")));
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_panic() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["zoo/resnet152.net", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
