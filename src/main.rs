@@ -322,7 +322,14 @@ fn run_check(paths: &[PathBuf], all_zoo: bool, net_args: &NetArgs) -> Result<(),
             let (line, _) = net.source.line_col(x.span.start);
             let allowed = o
                 .allowed
-                .map(|t| format!(", allowed ± {}", render::thousands(t.round() as u64)))
+                .map(|t| {
+                    let t = if t.fract() == 0.0 && t < 1e18 {
+                        render::thousands(t as u64)
+                    } else {
+                        render::number(t)
+                    };
+                    format!(", allowed ± {t}")
+                })
                 .unwrap_or_default();
             emit(&format!(
                 "{} {}:{line}: {}  (actual {}{allowed})\n",
