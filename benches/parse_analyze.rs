@@ -24,7 +24,9 @@ fn bench(c: &mut Criterion) {
     let resnet50 =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/zoo/resnet50.net"))
             .expect("zoo/resnet50.net");
-    c.bench_function("resnet50", |b| b.iter(|| parse_and_analyze(black_box(&resnet50))));
+    c.bench_function("resnet50", |b| {
+        b.iter(|| parse_and_analyze(black_box(&resnet50)))
+    });
 
     let mut group = c.benchmark_group("generated");
     group.sample_size(10);

@@ -50,7 +50,10 @@ fn every_row_and_total_of_the_lecture_table() {
     }
     assert_eq!(a.totals.params, 61_100_840);
     assert_eq!(a.totals.macs, 716_767_232);
-    assert_eq!(a.totals.depth, 8, "eight learned layers (Krizhevsky et al. 2012)");
+    assert_eq!(
+        a.totals.depth, 8,
+        "eight learned layers (Krizhevsky et al. 2012)"
+    );
     assert_eq!(a.totals.buffers, 0);
 }
 
@@ -73,7 +76,11 @@ fn json_of_the_binary_matches_the_issue() {
         .args(["zoo/alexnet.net", "--format", "json"])
         .output()
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["network"], "alexnet");
     assert_eq!(v["input"], serde_json::json!([3, 227, 227]));
@@ -88,7 +95,9 @@ fn json_of_the_binary_matches_the_issue() {
     assert_eq!(conv1["activation_bytes"], 802_816);
     assert_eq!(conv1["source"]["line"], 10);
     assert_eq!(conv1["source"]["col"], 8);
-    for name in ["conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8"] {
+    for name in [
+        "conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8",
+    ] {
         assert!(layers.iter().any(|l| l["name"] == name), "{name} is listed");
     }
     assert_eq!(v["totals"]["params"], 61_100_840);
@@ -110,6 +119,12 @@ fn batch_and_dtype_scale_macs_and_memory_not_params() {
     .unwrap();
     assert_eq!(big.totals.params, one.totals.params);
     assert_eq!(big.totals.macs, 32 * one.totals.macs);
-    assert_eq!(big.totals.activation_bytes, 16 * one.totals.activation_bytes);
-    assert_eq!(big.totals.peak_activation_bytes, 16 * one.totals.peak_activation_bytes);
+    assert_eq!(
+        big.totals.activation_bytes,
+        16 * one.totals.activation_bytes
+    );
+    assert_eq!(
+        big.totals.peak_activation_bytes,
+        16 * one.totals.peak_activation_bytes
+    );
 }

@@ -85,10 +85,13 @@ residual {
 /// first window is centred at -90 + (212 - 1)/2 = 15.5.
 #[test]
 fn vgg16_pool5_receptive_field() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/zoo/vgg16.net")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/zoo/vgg16.net")).unwrap();
     let net = compile(&text);
     let a = analyze(&net, Options::default()).unwrap();
-    let rf = a.layer(net.node_by_name("features.30").unwrap()).receptive_field;
+    let rf = a
+        .layer(net.node_by_name("features.30").unwrap())
+        .receptive_field;
     assert_eq!((rf.h.size, rf.h.stride, rf.h.start), (212.0, 32.0, 15.5));
     assert_eq!(rf.h, rf.w);
 }
@@ -111,5 +114,8 @@ linear 10
     let a = analyze(&net, Options::default()).unwrap();
     assert_eq!(a.totals.depth, 4);
     // The training head adds its parameters to the training totals only.
-    assert_eq!(a.train_totals.params - a.totals.params, 3 * (4 * 4 + 4) + 16 * 4 + 4);
+    assert_eq!(
+        a.train_totals.params - a.totals.params,
+        3 * (4 * 4 + 4) + 16 * 4 + 4
+    );
 }

@@ -230,7 +230,9 @@ pub fn analyze(net: &Network, options: Options) -> Result<Analysis<'_>, Diagnost
         });
     }
     let totals = totals_for(net, &table, &layers, false)?;
-    let has_train_heads = g.node_weights().any(|n| n.role == Role::Head { train: true });
+    let has_train_heads = g
+        .node_weights()
+        .any(|n| n.role == Role::Head { train: true });
     let train_totals = if has_train_heads {
         totals_for(net, &table, &layers, true)?
     } else {
@@ -249,7 +251,12 @@ fn included(role: Role, train: bool) -> bool {
     train || role != Role::Head { train: true }
 }
 
-fn totals_for(net: &Network, table: &InputTable, layers: &[Layer], train: bool) -> Result<Totals, Diagnostic> {
+fn totals_for(
+    net: &Network,
+    table: &InputTable,
+    layers: &[Layer],
+    train: bool,
+) -> Result<Totals, Diagnostic> {
     let g = &net.graph;
     let mut t = Totals::default();
     for l in layers {

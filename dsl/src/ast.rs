@@ -16,6 +16,26 @@ pub struct File {
     pub defines: Vec<Define>,
     pub body: Vec<Stmt>,
     pub expects: Vec<Expect>,
+    pub metas: Vec<Meta>,
+}
+
+/// `meta KEY = "text"` or `meta KEY = 76.13`: facts about the network (its
+/// paper, published accuracy) that tools show; they change nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Meta {
+    pub key: Ident,
+    pub value: MetaValue,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetaValue {
+    Text(String),
+    /// A number; `text` as written.
+    Number {
+        value: f64,
+        text: String,
+    },
 }
 
 /// `network NAME(param = default, ...)`

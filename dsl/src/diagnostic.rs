@@ -161,24 +161,48 @@ fn clamp_span(span: Span, text: &str) -> Span {
     Span::new(start, end)
 }
 
+/// At most this many errors are shown: past it, the rest are most likely
+/// follow-on errors, and a file of garbage would print for minutes.
+pub const MAX_ERRORS: usize = 100;
+
 /// A failed compile: the diagnostics, and the source they point into.
 #[derive(Clone, Debug)]
 pub struct Errors {
     pub source: Source,
+    /// The first `MAX_ERRORS` errors, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// How many more there were.
+    pub omitted: usize,
+}
+
+impl Errors {
+    /// Keeps the first `MAX_ERRORS` of `diagnostics`.
+    pub fn new(source: Source, mut diagnostics: Vec<Diagnostic>) -> Errors {
+        let omitted = diagnostics.len().saturating_sub(MAX_ERRORS);
+        diagnostics.truncate(MAX_ERRORS);
+        Errors {
+            source,
+            diagnostics,
+            omitted,
+        }
+    }
 }
 
 impl fmt::Display for Errors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&render_all(&self.diagnostics, &self.source))?;
-        let n = self.diagnostics.len();
+        let n = self.diagnostics.len() + self.omitted;
         write!(
             f,
-            "error: could not compile `{}` ({} error{})",
+            "error: could not compile `{}` ({} error{}",
             self.source.name,
             n,
             if n == 1 { "" } else { "s" }
-        )
+        )?;
+        if self.omitted > 0 {
+            write!(f, "; the first {} shown", self.diagnostics.len())?;
+        }
+        f.write_str(")")
     }
 }
 

@@ -6,17 +6,25 @@
 use crate::ast::{self, Arg, Define, LabelPart, Merge, OpCall, Project, Stmt, StmtKind};
 use crate::diagnostic::{Diagnostic, Source, Span};
 use crate::ir::{
-    CallSite, ExpectValue, Expectation, Network, Node, Op, Quantity, Role, Shape, Statement,
+    CallChain, CallSite, ExpectValue, Expectation, Network, Node, Op, Quantity, Role, Shape,
+    Statement,
 };
 use crate::shape::{infer, ShapeError};
 use crate::value::{eval, Scope, Value};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::collections::{HashMap, HashSet};
 
 /// A network larger than this is refused (it would take gigabytes): the
 /// limit turns a runaway `repeat` into an error instead of an OOM.
 pub const MAX_OPS: usize = 5_000_000;
+
+/// Elaborating more statements than this is an error: with `MAX_OPS`, it
+/// bounds the time and memory any input can take.
+pub const MAX_STATEMENTS: usize = 2 * MAX_OPS;
+
+/// Statements nested deeper than this, counting through block calls, are an
+/// error: each level takes stack, and no real network comes near it.
+pub const MAX_DEPTH: usize = 100;
 
 /// What the command line may change: `--set name=value` and `--input CxHxW`.
 #[derive(Clone, Debug, Default)]
@@ -68,13 +76,95 @@ struct Elab<'a> {
     /// The input shape of the statement being elaborated (`in.c`).
     in_shape: Option<Shape>,
     calls: Vec<CallSite>,
-    calls_rc: Rc<[CallSite]>,
+    /// `calls` as the nodes keep it.
+    chain: CallChain,
     names: HashMap<String, Span>,
     statements: Vec<Statement>,
     stmt_stack: Vec<u32>,
     role: Role,
     heads: Vec<NodeIndex>,
     too_large: bool,
+    /// How deep the statement being elaborated is nested (through calls).
+    depth: usize,
+    /// Statements elaborated so far (every copy counts).
+    work: usize,
+    /// Blocks and arguments already checked with no input flowing.
+    checked_without_flow: HashSet<String>,
+    /// `min_ops` of bodies already measured, by address.
+    min_ops_memo: HashMap<(usize, usize, Option<String>), u64>,
+    /// Blocks `min_ops` is inside of (a guard against recursion).
+    min_ops_active: Vec<usize>,
+}
+
+/// What `min_ops` knows ahead of elaboration: a block's variables when they
+/// are known (then the network parameters are visible too), else nothing
+/// but literals. Never the input shape.
+struct Known<'e> {
+    env: Option<&'e [(String, Value)]>,
+    globals: &'e [(String, Value)],
+}
+
+impl Scope for Known<'_> {
+    fn lookup(&self, name: &str) -> Option<Value> {
+        let env = self.env?;
+        env.iter()
+            .rev()
+            .chain(self.globals.iter().rev())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+    fn in_shape(&self) -> Option<Shape> {
+        None
+    }
+    fn names(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The variables of a call of `def` with `args`, evaluated as elaboration
+/// would, from the caller's known variables; `None` when any is unknown.
+fn bind_known(
+    def: &Define,
+    args: &[Arg],
+    caller: &[(String, Value)],
+    globals: &[(String, Value)],
+) -> Option<Vec<(String, Value)>> {
+    let scope = Known {
+        env: Some(caller),
+        globals,
+    };
+    let mut bound: Vec<(String, Value)> = Vec::new();
+    let mut positional = 0;
+    for a in args {
+        let (name, e) = match a {
+            Arg::Positional(e) => {
+                positional += 1;
+                (&def.params.get(positional - 1)?.name.name, e)
+            }
+            Arg::Named(k, e) => (
+                &def.params.iter().find(|p| p.name.name == k.name)?.name.name,
+                e,
+            ),
+        };
+        if bound.iter().any(|(n, _)| n == name) {
+            return None;
+        }
+        bound.push((name.clone(), eval(e, &scope).ok()?));
+    }
+    for p in &def.params {
+        if !bound.iter().any(|(n, _)| *n == p.name.name) {
+            let v = eval(
+                p.default.as_ref()?,
+                &Known {
+                    env: Some(&bound),
+                    globals,
+                },
+            )
+            .ok()?;
+            bound.push((p.name.name.clone(), v));
+        }
+    }
+    Some(bound)
 }
 
 impl Scope for Elab<'_> {
@@ -112,24 +202,36 @@ pub fn elaborate(
         locals: Vec::new(),
         in_shape: None,
         calls: Vec::new(),
-        calls_rc: Rc::from(Vec::new()),
+        chain: CallChain::default(),
         names: HashMap::new(),
         statements: Vec::new(),
         stmt_stack: Vec::new(),
         role: Role::Main,
         heads: Vec::new(),
         too_large: false,
+        depth: 0,
+        work: 0,
+        checked_without_flow: HashSet::new(),
+        min_ops_memo: HashMap::new(),
+        min_ops_active: Vec::new(),
     };
+    if let Some(h) = &file.header {
+        e.check_params(&h.params);
+    }
     for d in &file.defines {
+        e.check_params(&d.params);
         if let Some(first) = e.defines.get(d.name.name.as_str()) {
-            let (line, _) = source.line_col(first.span.start);
             e.diags.push(
                 Diagnostic::new(
                     format!("block `{}` is defined twice", d.name.name),
                     d.name.span,
                 )
                 .label("second definition")
-                .note(format!("the first is on line {line}")),
+                .help("rename one of the blocks")
+                .note(format!(
+                    "the first definition is at {}",
+                    source.location(first.name.span.start)
+                )),
             );
             continue;
         }
@@ -155,7 +257,7 @@ pub fn elaborate(
             shape,
             role: Role::Main,
             statement: 0,
-            calls: e.calls_rc.clone(),
+            calls: e.chain.clone(),
         })
     });
     // Statement 0 is the input line.
@@ -168,6 +270,7 @@ pub fn elaborate(
     let mut seq = Seq::new(String::new());
     let output = e.body(&file.body, &mut seq, input);
     let expectations = e.expectations(file);
+    let meta = e.meta(file);
     if output.is_none() && e.diags.is_empty() {
         e.diags.push(Diagnostic::new(
             "the network has no output",
@@ -175,9 +278,7 @@ pub fn elaborate(
         ));
     }
     if !e.diags.is_empty() {
-        e.diags.sort_by_key(|d| d.span.start);
-        e.diags.dedup();
-        return Err(e.diags);
+        return Err(merge_repeats(e.diags));
     }
     let output = output.expect("no errors means an output");
     Ok(Network {
@@ -190,7 +291,67 @@ pub fn elaborate(
         heads: e.heads,
         statements: e.statements,
         expectations,
+        meta,
     })
+}
+
+/// Sorts errors by place and keeps one per place and message: an error in a
+/// block called several times is reported once (with the first call chain),
+/// with a note saying how many other calls hit it.
+fn merge_repeats(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = Vec::new();
+    let mut repeats: Vec<usize> = Vec::new();
+    let mut first: HashMap<(usize, usize, String), usize> = HashMap::new();
+    for d in diags {
+        let key = (d.span.start, d.span.end, d.message.clone());
+        match first.get(&key) {
+            Some(&i) => repeats[i] += 1,
+            None => {
+                first.insert(key, out.len());
+                out.push(d);
+                repeats.push(0);
+            }
+        }
+    }
+    for (d, n) in out.iter_mut().zip(repeats) {
+        if n > 0 && d.notes.iter().any(|n| n.starts_with("in block `")) {
+            d.notes.push(format!(
+                "the same error occurs in {n} other call{} (not shown)",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    // Stable: errors at one place keep the order they were found in.
+    out.sort_by_key(|d| d.span.start);
+    out
+}
+
+/// Whether the number of ops of `stmts` can depend on a variable: only
+/// through a `repeat` count or a block's arguments.
+fn sizes_may_vary(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.kind {
+        StmtKind::Chain(_) => false,
+        StmtKind::Call { .. } | StmtKind::Repeat { .. } => true,
+        StmtKind::Group(body) | StmtKind::Head { body, .. } => sizes_may_vary(body),
+        StmtKind::Parallel { branches, .. } => sizes_may_vary(branches),
+        StmtKind::Residual { body, .. } => sizes_may_vary(body),
+    })
+}
+
+/// A call chain of more than 8 calls keeps its 3 innermost and 3 outermost.
+fn shorten(mut notes: Vec<String>) -> Vec<String> {
+    if notes.len() > 8 {
+        let k = notes.len() - 6;
+        notes.drain(3..notes.len() - 3);
+        notes.insert(3, format!("... {k} more calls ..."));
+    }
+    notes
+}
+
+/// Where an error about a statement's name points: its label, or the
+/// statement itself when it has none.
+fn name_span(s: &Stmt) -> Span {
+    s.label.as_ref().map_or(s.span, |l| l.span)
 }
 
 impl<'a> Elab<'a> {
@@ -271,18 +432,49 @@ impl<'a> Elab<'a> {
         let d = overrides
             .input
             .unwrap_or([decl.dims[0], decl.dims[1], decl.dims[2]]);
-        if d.contains(&0) {
-            self.diags.push(
-                Diagnostic::new("the input shape has a zero dimension", decl.span)
-                    .label(format!("{}x{}x{}", d[0], d[1], d[2])),
-            );
-            return None;
-        }
-        Some(Shape::Image {
+        let shape = Shape::Image {
             c: d[0],
             h: d[1],
             w: d[2],
-        })
+        };
+        let bad = if d.contains(&0) {
+            Diagnostic::new("the input shape has a zero dimension", decl.span)
+                .label(format!("{shape} has no elements"))
+                .help("every dimension of the input must be at least 1")
+        } else if shape.elements().is_none() {
+            Diagnostic::new("shape arithmetic overflow", decl.span)
+                .label(format!("the input {shape} has more than 2^64 - 1 elements"))
+                .help("use a smaller input")
+        } else {
+            return Some(shape);
+        };
+        self.diags.push(if overrides.input.is_some() {
+            bad.note("the shape comes from `--input`")
+        } else {
+            bad
+        });
+        None
+    }
+
+    /// The `meta` lines; a key given twice is an error.
+    fn meta(&mut self, file: &ast::File) -> Vec<(String, ast::MetaValue)> {
+        let mut out: Vec<(String, ast::MetaValue)> = Vec::new();
+        for (i, m) in file.metas.iter().enumerate() {
+            if let Some(first) = file.metas[..i].iter().find(|f| f.key.name == m.key.name) {
+                self.diags.push(
+                    Diagnostic::new(format!("`meta {}` is given twice", m.key.name), m.key.span)
+                        .label("second value")
+                        .help("give each `meta` key once")
+                        .note(format!(
+                            "the first is at {}",
+                            self.source.location(first.key.span.start)
+                        )),
+                );
+                continue;
+            }
+            out.push((m.key.name.clone(), m.value.clone()));
+        }
+        out
     }
 
     fn expectations(&mut self, file: &ast::File) -> Vec<Expectation> {
@@ -373,11 +565,55 @@ impl<'a> Elab<'a> {
         x.map(|n| self.graph[n].shape)
     }
 
-    /// Adds the call chain to an error raised inside a block.
+    /// Adds the call chain to an error raised inside a block. (Only errors
+    /// in statements come here: `in.c` with no shape is then a follow-on.)
     fn error(&mut self, mut d: Diagnostic) {
+        if crate::value::is_missing_input_shape(&d) && !self.diags.is_empty() {
+            return;
+        }
         d.notes
-            .extend(crate::ir::call_notes(self.source, &self.calls));
+            .extend(shorten(crate::ir::call_notes(self.source, &self.chain)));
         self.diags.push(d);
+    }
+
+    /// Reports parameters declared twice in one list.
+    fn check_params(&mut self, params: &[ast::Param]) {
+        for (i, p) in params.iter().enumerate() {
+            if let Some(first) = params[..i].iter().find(|q| q.name.name == p.name.name) {
+                self.diags.push(
+                    Diagnostic::new(
+                        format!("parameter `{}` is declared twice", p.name.name),
+                        p.name.span,
+                    )
+                    .label("second declaration")
+                    .help("give each parameter a different name")
+                    .note(format!(
+                        "the first declaration is at {}",
+                        self.source.location(first.name.span.start)
+                    )),
+                );
+            }
+        }
+    }
+
+    /// A note showing a block's parameters and where it is defined:
+    /// "`define b(width, stride = 1)` is at net.net:8:1".
+    fn signature(&self, def: &Define) -> String {
+        let text = &self.source.text;
+        let params: Vec<&str> = def
+            .params
+            .iter()
+            .map(|p| {
+                let end = p.default.as_ref().map_or(p.name.span.end, |d| d.span.end);
+                text.get(p.name.span.start..end).unwrap_or(&p.name.name)
+            })
+            .collect();
+        format!(
+            "`define {}({})` is at {}",
+            def.name.name,
+            params.join(", "),
+            self.source.location(def.span.start)
+        )
     }
 
     fn shape_error(&mut self, e: ShapeError, span: Span) {
@@ -389,12 +625,24 @@ impl<'a> Elab<'a> {
     }
 
     fn claim_name(&mut self, name: &str, span: Span) -> bool {
-        if let Some(first) = self.names.get(name) {
-            let (line, col) = self.source.line_col(first.start);
-            let d = Diagnostic::new(format!("duplicate name `{name}`"), span)
-                .label("this name is already taken")
-                .note(format!("first used at {}:{line}:{col}", self.source.name))
-                .help("labels must be unique in their scope; inside `repeat`, use a template such as `block{i}:`");
+        if let Some(&first) = self.names.get(name) {
+            let d = if first == span {
+                // The same statement twice: a labelled statement in `repeat`.
+                let label = self.source.text.get(span.start..span.end).unwrap_or("x");
+                Diagnostic::new(format!("duplicate name `{name}`"), span)
+                    .label("every copy made by `repeat` gets this same name")
+                    .help(format!(
+                        "give each copy its own name with a template such as `{label}{{i}}:` (and `repeat N as i`), or remove the label"
+                    ))
+            } else {
+                Diagnostic::new(format!("duplicate name `{name}`"), span)
+                    .label("this name is already taken")
+                    .help("labels must be unique in their scope: rename one of them")
+                    .note(format!(
+                        "`{name}` was first used at {}",
+                        self.source.location(first.start)
+                    ))
+            };
             self.error(d);
             return false;
         }
@@ -429,7 +677,7 @@ impl<'a> Elab<'a> {
             shape,
             role: self.role,
             statement: *self.stmt_stack.last().unwrap_or(&0),
-            calls: self.calls_rc.clone(),
+            calls: self.chain.clone(),
         });
         for (i, &input) in inputs.iter().enumerate() {
             self.graph.add_edge(input, node, i as u32);
@@ -483,6 +731,43 @@ impl<'a> Elab<'a> {
     }
 
     fn stmt(&mut self, s: &Stmt, seq: &mut Seq, x: Flow) -> Flow {
+        // Past a size limit nothing more is worth checking.
+        if self.too_large {
+            return None;
+        }
+        self.work += 1;
+        if self.work > MAX_STATEMENTS {
+            self.too_large = true;
+            self.error(
+                Diagnostic::new(
+                    format!("the network has more than {MAX_STATEMENTS} statements"),
+                    s.span,
+                )
+                .label("limit reached here")
+                .help("check the counts of `repeat` and the block calls"),
+            );
+            return None;
+        }
+        if self.depth >= MAX_DEPTH {
+            // Once: every statement down there is as deep.
+            self.too_large = true;
+            self.error(
+                Diagnostic::new(
+                    format!("statements nested deeper than {MAX_DEPTH} levels"),
+                    s.span,
+                )
+                .label("too deep, counting through block calls")
+                .help("flatten the nesting of groups and block calls"),
+            );
+            return None;
+        }
+        self.depth += 1;
+        let y = self.stmt_inner(s, seq, x);
+        self.depth -= 1;
+        y
+    }
+
+    fn stmt_inner(&mut self, s: &Stmt, seq: &mut Seq, x: Flow) -> Flow {
         self.in_shape = self.shape(x);
         let label = self.label(s);
         match &s.kind {
@@ -493,7 +778,8 @@ impl<'a> Elab<'a> {
                     None => seq.next(),
                 };
                 self.push_statement(first.clone(), s.span);
-                let y = self.chain(ops, first, label.is_some(), seq, x);
+                let first_span = s.label.as_ref().map(|l| l.span);
+                let y = self.chain(ops, first, first_span, seq, x);
                 self.stmt_stack.pop();
                 y
             }
@@ -502,7 +788,7 @@ impl<'a> Elab<'a> {
                     Some(l) => seq.labelled(l),
                     None => seq.next(),
                 };
-                self.claim_name(&scope, s.span);
+                self.claim_name(&scope, name_span(s));
                 self.push_statement(scope.clone(), s.span);
                 let y = self.call(name, args, s.span, scope, x);
                 self.stmt_stack.pop();
@@ -513,7 +799,7 @@ impl<'a> Elab<'a> {
                     Some(l) => seq.labelled(l),
                     None => seq.next(),
                 };
-                self.claim_name(&scope, s.span);
+                self.claim_name(&scope, name_span(s));
                 self.push_statement(scope.clone(), s.span);
                 let saved_role = self.role;
                 if let StmtKind::Head { train, .. } = &s.kind {
@@ -537,7 +823,7 @@ impl<'a> Elab<'a> {
                 let seq = match &label {
                     Some(l) => {
                         let scope = seq.labelled(l);
-                        self.claim_name(&scope, s.span);
+                        self.claim_name(&scope, name_span(s));
                         own = Seq::scope(&scope);
                         &mut own
                     }
@@ -562,7 +848,7 @@ impl<'a> Elab<'a> {
                 let seq = match &label {
                     Some(l) => {
                         let scope = seq.labelled(l);
-                        self.claim_name(&scope, s.span);
+                        self.claim_name(&scope, name_span(s));
                         own = Seq::scope(&scope);
                         &mut own
                     }
@@ -593,8 +879,12 @@ impl<'a> Elab<'a> {
             Ok(Value::Int(n)) if n >= 0 => n as usize,
             Ok(v) => {
                 self.error(
-                    Diagnostic::new("`repeat` needs a whole number >= 0", count.span)
-                        .label(format!("this is {v}")),
+                    Diagnostic::new(
+                        format!("`repeat` needs a whole number >= 0, found {v}"),
+                        count.span,
+                    )
+                    .label(format!("this is {} ({v})", v.type_name()))
+                    .help("the count of copies must be 0, 1, 2, ..."),
                 );
                 return None;
             }
@@ -603,6 +893,66 @@ impl<'a> Elab<'a> {
                 return None;
             }
         };
+        // Refuse a runaway count before expanding anything: expanding it
+        // would only stop at the op limit, seconds and gigabytes later.
+        if n > 0 && !self.too_large {
+            let env: Vec<(String, Value)> = self
+                .locals
+                .iter()
+                .filter(|(n, _)| var.is_none_or(|v| *n != v.name))
+                .cloned()
+                .collect();
+            let hides_global = var.is_some_and(|v| self.globals.iter().any(|(n, _)| *n == v.name));
+            let env = (!hides_global).then_some(env);
+            let per = self.min_ops(body, env.as_deref(), self.depth);
+            let room = MAX_OPS.saturating_sub(self.graph.node_count()) as u64;
+            let mut at_least = per.saturating_mul(n as u64);
+            // A body whose size depends on the loop variable
+            // (`repeat n as i { repeat i { ... } }`): sum the copies, each
+            // with its own `i`, until the sum passes the limit.
+            if let (Some(v), Some(env)) = (var, &env) {
+                if at_least <= room && n <= 100_000 && sizes_may_vary(body) {
+                    let mut with_i = env.clone();
+                    with_i.push((v.name.clone(), Value::Int(0)));
+                    let mut sum: u64 = 0;
+                    for i in 0..n {
+                        if let Some(last) = with_i.last_mut() {
+                            last.1 = Value::Int(i as i64);
+                        }
+                        sum = sum.saturating_add(self.min_ops(body, Some(&with_i), self.depth));
+                        if sum > room {
+                            break;
+                        }
+                    }
+                    at_least = at_least.max(sum);
+                }
+            }
+            if n > MAX_OPS || at_least > room {
+                // Nothing was expanded: the statements after it are still
+                // checked for their own errors.
+                let label = if per > 0 {
+                    format!(
+                        "{n} copies of at least {per} op{} each",
+                        if per == 1 { "" } else { "s" }
+                    )
+                } else if at_least > 0 {
+                    format!("{n} copies, making at least {at_least} ops")
+                } else {
+                    format!("{n} copies")
+                };
+                self.error(
+                    Diagnostic::new(
+                        format!("this `repeat` would make the network larger than {MAX_OPS} ops"),
+                        count.span,
+                    )
+                    .label(label)
+                    .help(format!(
+                        "the limit is {MAX_OPS} ops in all; check the count"
+                    )),
+                );
+                return None;
+            }
+        }
         for i in 0..n {
             if let Some(v) = var {
                 self.locals.push((v.name.clone(), Value::Int(i as i64)));
@@ -613,21 +963,110 @@ impl<'a> Elab<'a> {
                 self.locals.pop();
             }
             // An error in the body would repeat N times: report it once.
-            if self.diags.len() > errors_before || self.too_large {
+            // With the flow lost, two passes have checked the body already
+            // (the second finds labels that every copy repeats).
+            if self.diags.len() > errors_before || self.too_large || (x.is_none() && i >= 1) {
                 return None;
             }
         }
         x
     }
 
+    /// A lower bound of the ops `stmts` make, to refuse a runaway `repeat`
+    /// or block before expanding it (calls that double at each level would
+    /// otherwise run into the op limit only after seconds and gigabytes).
+    /// `env` holds the values of the block's variables when they are known;
+    /// a `repeat` count that cannot be evaluated from it alone (it reads
+    /// `in.c`, or a loop variable) counts as 0. The bound also gives up (0)
+    /// on recursion and beyond `MAX_DEPTH`, so it never overestimates.
+    fn min_ops(&mut self, stmts: &[Stmt], env: Option<&[(String, Value)]>, depth: usize) -> u64 {
+        let key = (
+            stmts.as_ptr() as usize,
+            stmts.len(),
+            env.map(|e| format!("{e:?}")),
+        );
+        if let Some(&n) = self.min_ops_memo.get(&key) {
+            return n;
+        }
+        if depth >= MAX_DEPTH {
+            return 0;
+        }
+        let globals = self.globals.clone();
+        let mut total: u64 = 0;
+        for s in stmts {
+            let n = match &s.kind {
+                StmtKind::Chain(ops) => ops.len() as u64,
+                StmtKind::Call { name, args } => {
+                    match self.defines.get(name.name.as_str()).copied() {
+                        Some(def) => {
+                            let id = def as *const Define as usize;
+                            if self.min_ops_active.contains(&id) {
+                                0
+                            } else {
+                                let callee = env.and_then(|e| bind_known(def, args, e, &globals));
+                                self.min_ops_active.push(id);
+                                let n = self.min_ops(&def.body, callee.as_deref(), depth + 1);
+                                self.min_ops_active.pop();
+                                n
+                            }
+                        }
+                        None => 0,
+                    }
+                }
+                StmtKind::Group(body) | StmtKind::Head { body, .. } => {
+                    self.min_ops(body, env, depth + 1)
+                }
+                StmtKind::Repeat { count, var, body } => {
+                    let scope = Known {
+                        env,
+                        globals: &globals,
+                    };
+                    match eval(count, &scope) {
+                        Ok(Value::Int(c)) if c > 0 => {
+                            // The loop variable is not known ahead.
+                            let inner: Option<Vec<(String, Value)>> = match var {
+                                Some(v) => env.map(|e| {
+                                    e.iter().filter(|(n, _)| *n != v.name).cloned().collect()
+                                }),
+                                None => env.map(<[_]>::to_vec),
+                            };
+                            let per = match var {
+                                Some(v) if globals.iter().any(|(n, _)| *n == v.name) => {
+                                    // The variable hides a network parameter.
+                                    self.min_ops(body, None, depth + 1)
+                                }
+                                _ => self.min_ops(body, inner.as_deref(), depth + 1),
+                            };
+                            (c as u64).saturating_mul(per)
+                        }
+                        _ => 0,
+                    }
+                }
+                // The merge: one `concat` or `add` op.
+                StmtKind::Parallel { branches, .. } => {
+                    self.min_ops(branches, env, depth + 1).saturating_add(1)
+                }
+                // The body, then its `add`; a projection may not be used.
+                StmtKind::Residual { body, .. } => {
+                    self.min_ops(body, env, depth + 1).saturating_add(1)
+                }
+            };
+            total = total.saturating_add(n);
+        }
+        self.min_ops_memo.insert(key, total);
+        total
+    }
+
+    /// A chain; `label` is the span of its label, if it has one.
     fn chain(
         &mut self,
         ops: &[OpCall],
         first: String,
-        labelled: bool,
+        label: Option<Span>,
         seq: &mut Seq,
         mut x: Flow,
     ) -> Flow {
+        let labelled = label.is_some();
         for (i, call) in ops.iter().enumerate() {
             let name = if i == 0 {
                 first.clone()
@@ -645,12 +1084,16 @@ impl<'a> Elab<'a> {
             } else {
                 seq.next()
             };
-            x = self.op(call, name, x);
+            let name_span = match label {
+                Some(l) if i == 0 => l,
+                _ => call.span,
+            };
+            x = self.op(call, name, name_span, x);
         }
         x
     }
 
-    fn op(&mut self, call: &OpCall, name: String, x: Flow) -> Flow {
+    fn op(&mut self, call: &OpCall, name: String, name_span: Span, x: Flow) -> Flow {
         self.in_shape = self.shape(x);
         if !crate::ops::is_op(&call.name.name) {
             let mut d = Diagnostic::new(format!("unknown op `{}`", call.name.name), call.name.span)
@@ -683,9 +1126,9 @@ impl<'a> Elab<'a> {
                 return None;
             }
         };
-        if !self.claim_name(&name, call.span) {
-            return None;
-        }
+        // A duplicate name is reported; the op still runs, so that what
+        // follows is checked too.
+        self.claim_name(&name, name_span);
         let x = x?;
         self.add_node(op, name, call.span, &[x])
     }
@@ -737,6 +1180,36 @@ impl<'a> Elab<'a> {
         // Bind the arguments, evaluated in the caller's scope.
         let mut bound: Vec<(String, Value)> = Vec::new();
         let mut ok = true;
+        let extra: Vec<Span> = args
+            .iter()
+            .filter_map(|a| match a {
+                Arg::Positional(e) => Some(e.span),
+                Arg::Named(..) => None,
+            })
+            .skip(def.params.len())
+            .collect();
+        if let (Some(&first), Some(&last)) = (extra.first(), extra.last()) {
+            let n = def.params.len();
+            let given = n + extra.len();
+            self.error(
+                Diagnostic::new(
+                    format!(
+                        "block `{}` takes {n} argument{}, {given} given",
+                        name.name,
+                        if n == 1 { "" } else { "s" },
+                    ),
+                    first.to(last),
+                )
+                .label(if extra.len() == 1 {
+                    "extra argument".to_string()
+                } else {
+                    format!("{} extra arguments", extra.len())
+                })
+                .help("remove the extra arguments, or add parameters to the block")
+                .note(self.signature(def)),
+            );
+            ok = false;
+        }
         let mut positional = 0usize;
         for a in args {
             let (pname, expr) = match a {
@@ -744,32 +1217,8 @@ impl<'a> Elab<'a> {
                     positional += 1;
                     match def.params.get(positional - 1) {
                         Some(p) => (p.name.name.clone(), e),
-                        None => {
-                            self.error(
-                                Diagnostic::new(
-                                    format!(
-                                        "block `{}` takes {} argument{}, {} given",
-                                        name.name,
-                                        def.params.len(),
-                                        if def.params.len() == 1 { "" } else { "s" },
-                                        args.len()
-                                    ),
-                                    e.span,
-                                )
-                                .label("extra argument")
-                                .note(format!(
-                                    "`define {}({})`",
-                                    name.name,
-                                    def.params
-                                        .iter()
-                                        .map(|p| p.name.name.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )),
-                            );
-                            ok = false;
-                            continue;
-                        }
+                        // Reported above.
+                        None => continue,
                     }
                 }
                 Arg::Named(k, e) => {
@@ -784,7 +1233,7 @@ impl<'a> Elab<'a> {
                         {
                             d = d.help(format!("did you mean `{s}`?"));
                         }
-                        self.error(d);
+                        self.error(d.note(self.signature(def)));
                         ok = false;
                         continue;
                     }
@@ -823,7 +1272,6 @@ impl<'a> Elab<'a> {
                     }
                 },
                 None => {
-                    let (line, _) = self.source.line_col(def.span.start);
                     self.error(
                         Diagnostic::new(
                             format!(
@@ -832,31 +1280,58 @@ impl<'a> Elab<'a> {
                             ),
                             name.span,
                         )
-                        .label(format!("`{}` needs `{}`", name.name, p.name.name))
-                        .note(format!(
-                            "`define {}({})` is on line {line}",
-                            name.name,
-                            def.params
-                                .iter()
-                                .map(|p| p.name.name.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )),
+                        .label(format!("`{}` has no value here", p.name.name))
+                        .help(format!(
+                            "pass it, e.g. `{}({} = ...)`, or give the parameter a default",
+                            name.name, p.name.name
+                        ))
+                        .note(self.signature(def)),
                     );
                     ok = false;
                 }
             }
         }
+        // A block that is sure to pass the op limit (calls that double at each
+        // level) is refused before it is expanded.
+        if ok && !self.too_large {
+            let env = std::mem::take(&mut self.locals);
+            let per = self.min_ops(&def.body, Some(&env), self.depth);
+            self.locals = env;
+            if per > MAX_OPS.saturating_sub(self.graph.node_count()) as u64 {
+                self.error(
+                    Diagnostic::new(
+                        format!(
+                            "block `{}` would make the network larger than {MAX_OPS} ops",
+                            name.name
+                        ),
+                        name.span,
+                    )
+                    .label(format!("this call makes at least {per} ops"))
+                    .help(format!("the limit is {MAX_OPS} ops in all")),
+                );
+                ok = false;
+            }
+        }
+        // With the flow lost, a block is checked once per distinct set of
+        // arguments: checking it again finds the same errors, and blocks that
+        // call each other twice would take exponential time.
+        if ok && x.is_none() {
+            let key = format!("{}{:?}", name.name, self.locals);
+            if !self.checked_without_flow.insert(key) {
+                ok = false;
+            }
+        }
         let y = if ok {
-            self.calls.push(CallSite {
+            let site = CallSite {
                 block: name.name.clone(),
                 span,
                 scope: scope.clone(),
-            });
-            self.calls_rc = Rc::from(self.calls.clone());
+            };
+            self.chain = self.chain.push(site.clone());
+            self.calls.push(site);
             let y = self.body(&def.body, &mut Seq::scope(&scope), x);
             self.calls.pop();
-            self.calls_rc = Rc::from(self.calls.clone());
+            self.chain = self.chain.outer();
             y
         } else {
             None
@@ -929,18 +1404,32 @@ impl<'a> Elab<'a> {
                         }
                         _ => "shape mismatch in residual",
                     };
+                    // The usual projection: a 1x1 conv with the body's stride.
+                    let example = match (xs, ys) {
+                        (Shape::Image { h, w, .. }, Shape::Image { c, h: h2, w: w2 })
+                            if h2 > 0 && h.div_ceil(h2) == w.div_ceil(w2.max(1)) =>
+                        {
+                            match h.div_ceil(h2) {
+                                1 => format!(" (e.g. `project {{ conv {c} k=1 }}`)"),
+                                s => format!(" (e.g. `project {{ conv {c} k=1 s={s} }}`)"),
+                            }
+                        }
+                        _ => String::new(),
+                    };
                     self.error(
                         Diagnostic::new(what, keyword)
                             .label(format!("body gives {ys}, input is {xs}"))
                             .help(format!(
-                                "add a `project` clause, or make the body keep {}",
+                                "add a `project` clause{example}, or make the body keep {}",
                                 match xs {
                                     Shape::Image { c, h, w } => format!("{c} channels at {h}x{w}"),
                                     Shape::Flat(n) => format!("{n} features"),
                                 }
                             )),
                     );
-                    return None;
+                    // Go on with the body's output, as if the shortcut
+                    // matched it, so that later errors are found too.
+                    return Some(y);
                 }
                 Some(Project::ZeroPad { span }) => {
                     let (Shape::Image { h, .. }, Shape::Image { c: out, h: h2, .. }) = (xs, ys)

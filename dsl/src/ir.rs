@@ -278,6 +278,61 @@ pub struct CallSite {
     pub scope: String,
 }
 
+/// The block calls that led to a node: a shared list, so that a call adds
+/// one link whatever its depth (a copied list per call would make deep call
+/// chains cost memory quadratic in their depth, per node).
+#[derive(Clone, Debug, Default)]
+pub struct CallChain(Option<Rc<CallLink>>);
+
+#[derive(Debug)]
+struct CallLink {
+    site: CallSite,
+    outer: CallChain,
+}
+
+impl CallChain {
+    /// This chain with one more (innermost) call.
+    pub fn push(&self, site: CallSite) -> CallChain {
+        CallChain(Some(Rc::new(CallLink {
+            site,
+            outer: self.clone(),
+        })))
+    }
+    /// The chain without its innermost call.
+    pub fn outer(&self) -> CallChain {
+        self.0
+            .as_ref()
+            .map_or_else(CallChain::default, |l| l.outer.clone())
+    }
+    /// The calls, innermost first.
+    pub fn iter(&self) -> impl Iterator<Item = &CallSite> {
+        std::iter::successors(self.0.as_deref(), |l| l.outer.0.as_deref()).map(|l| &l.site)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+    /// The calls, outermost first.
+    pub fn to_vec(&self) -> Vec<CallSite> {
+        let mut v: Vec<CallSite> = self.iter().cloned().collect();
+        v.reverse();
+        v
+    }
+}
+
+impl Drop for CallChain {
+    /// Unlinks iteratively: a long chain dropped recursively could overflow
+    /// the stack.
+    fn drop(&mut self) {
+        let mut next = self.0.take();
+        while let Some(link) = next {
+            match Rc::try_unwrap(link) {
+                Ok(mut l) => next = l.outer.0.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Node {
     pub op: Op,
@@ -292,8 +347,8 @@ pub struct Node {
     /// The innermost statement that produced the node (index into
     /// `Network::statements`).
     pub statement: u32,
-    /// The block calls that led here, outermost first.
-    pub calls: Rc<[CallSite]>,
+    /// The block calls that led here.
+    pub calls: CallChain,
 }
 
 /// A statement instance, for the table's rows: statements nest (a block call
@@ -379,9 +434,33 @@ pub struct Network {
     pub heads: Vec<NodeIndex>,
     pub statements: Vec<Statement>,
     pub expectations: Vec<Expectation>,
+    /// `meta` lines, in file order.
+    pub meta: Vec<(String, crate::ast::MetaValue)>,
 }
 
 impl Network {
+    /// A `meta` value that is a number (`meta top1 = 76.13`).
+    pub fn meta_number(&self, key: &str) -> Option<f64> {
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| match v {
+                crate::ast::MetaValue::Number { value, .. } => Some(*value),
+                crate::ast::MetaValue::Text(_) => None,
+            })
+    }
+
+    /// A `meta` value that is a string (`meta dataset = "imagenet"`).
+    pub fn meta_text(&self, key: &str) -> Option<&str> {
+        self.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| match v {
+                crate::ast::MetaValue::Text(t) => Some(t.as_str()),
+                crate::ast::MetaValue::Number { .. } => None,
+            })
+    }
+
     /// A node's inputs, in operand order.
     pub fn inputs(&self, node: NodeIndex) -> Vec<NodeIndex> {
         let mut edges: Vec<(u32, NodeIndex)> = self
@@ -496,16 +575,15 @@ impl Op {
 
 impl Network {
     /// `note:` lines giving the chain of block calls that made a node.
-    pub fn call_notes(&self, calls: &[CallSite]) -> Vec<String> {
+    pub fn call_notes(&self, calls: &CallChain) -> Vec<String> {
         call_notes(&self.source, calls)
     }
 }
 
 /// `in block `bottleneck` called at file:21:9 (layer1.0)`, innermost first.
-pub fn call_notes(source: &Source, calls: &[CallSite]) -> Vec<String> {
+pub fn call_notes(source: &Source, calls: &CallChain) -> Vec<String> {
     calls
         .iter()
-        .rev()
         .map(|c| {
             format!(
                 "in block `{}` called at {} ({})",

@@ -25,6 +25,8 @@ pub enum Tok {
     },
     /// `3x224x224` or `1x7`.
     Dims(Vec<u64>),
+    /// `"text"` (in `meta` lines); no escapes, on one line.
+    Str(String),
     Newline,
     Semi,
     Colon,
@@ -71,6 +73,7 @@ impl Tok {
             ),
             Tok::Newline => "end of line".into(),
             Tok::Eof => "end of file".into(),
+            Tok::Str(s) => format!("string \"{s}\""),
             other => format!("`{}`", other.symbol()),
         }
     }
@@ -196,8 +199,20 @@ fn continues_word(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// A lexical error: the headline, the text beside the caret, the length of
+/// the bad text, and the token to put in its place (a number too large to
+/// hold still reads as a number, so the parser does not trip over the gap).
+struct LexError {
+    message: String,
+    label: &'static str,
+    help: Option<&'static str>,
+    len: usize,
+    stand_in: Option<Tok>,
+}
+
 /// Splits a source text into tokens. Lexical errors are collected (the bad
-/// character is skipped) so that one run reports them all.
+/// text is skipped, or replaced by a stand-in token) so that one run reports
+/// them all.
 pub fn lex(text: &str) -> (Vec<Token>, Vec<Diagnostic>) {
     let mut tokens = Vec::new();
     let mut errors = Vec::new();
@@ -220,14 +235,17 @@ pub fn lex(text: &str) -> (Vec<Token>, Vec<Diagnostic>) {
         }
         let (next, tok) = match lex_one(rest) {
             Ok(ok) => ok,
-            Err(message) => {
-                let len = rest.chars().next().map_or(1, char::len_utf8);
-                let skip = if message.1 > 0 { message.1 } else { len };
-                errors.push(
-                    Diagnostic::new(message.0, Span::new(start, start + skip))
-                        .label("not part of the language"),
-                );
-                rest = &rest[skip..];
+            Err(e) => {
+                let span = Span::new(start, start + e.len);
+                let mut d = Diagnostic::new(e.message, span).label(e.label);
+                if let Some(h) = e.help {
+                    d = d.help(h);
+                }
+                errors.push(d);
+                if let Some(tok) = e.stand_in {
+                    tokens.push(Token { tok, span });
+                }
+                rest = &rest[e.len..];
                 continue;
             }
         };
@@ -240,28 +258,67 @@ pub fn lex(text: &str) -> (Vec<Token>, Vec<Diagnostic>) {
     }
 }
 
-/// One token, or an error message with the length of the bad text.
-fn lex_one(rest: &str) -> Result<(&str, Tok), (String, usize)> {
+/// One token, or what is wrong with the text at the start of `rest`.
+fn lex_one(rest: &str) -> Result<(&str, Tok), LexError> {
     if let Some(r) = rest.strip_prefix('\n') {
         return Ok((r, Tok::Newline));
     }
+    // Punctuation that never starts a two-character token, without nom
+    // (much faster in debug builds, on inputs of 100,000 parentheses).
+    let single = match rest.as_bytes().first().copied().unwrap_or(0) {
+        b';' => Some(Tok::Semi),
+        b':' => Some(Tok::Colon),
+        b',' => Some(Tok::Comma),
+        b'{' => Some(Tok::LBrace),
+        b'}' => Some(Tok::RBrace),
+        b'(' => Some(Tok::LParen),
+        b')' => Some(Tok::RParen),
+        b'.' => Some(Tok::Dot),
+        b'+' => Some(Tok::Plus),
+        b'-' => Some(Tok::Minus),
+        b'*' => Some(Tok::Star),
+        b'/' => Some(Tok::Slash),
+        b'%' => Some(Tok::Percent),
+        b'?' => Some(Tok::Question),
+        b'~' => Some(Tok::Tilde),
+        _ => None,
+    };
+    if let Some(tok) = single {
+        return Ok((&rest[1..], tok));
+    }
     if let Ok((r, s)) = ident(rest) {
         return Ok((r, Tok::Ident(s.to_string())));
+    }
+    if let Some(body) = rest.strip_prefix('"') {
+        let line = &body[..body.find('\n').unwrap_or(body.len())];
+        return match line.find('"') {
+            Some(end) => Ok((&body[end + 1..], Tok::Str(line[..end].to_string()))),
+            None => Err(LexError {
+                message: "unterminated string".into(),
+                label: "this string has no closing `\"` on its line",
+                help: Some("close the string with `\"` before the end of the line"),
+                len: 1 + line.len(),
+                stand_in: Some(Tok::Str(line.to_string())),
+            }),
+        };
     }
     if let Ok((r, s)) = dims(rest) {
         if r.starts_with(continues_word) {
             return Err(malformed(rest, r));
         }
-        let mut parts = Vec::new();
-        for p in s.split('x') {
-            parts.push(p.parse::<u64>().map_err(|_| {
-                (
-                    format!("dimension `{p}` is too large"),
-                    rest.len() - r.len(),
-                )
-            })?);
+        let parts: Vec<Option<u64>> = s.split('x').map(|p| p.parse::<u64>().ok()).collect();
+        if parts.iter().any(Option::is_none) {
+            return Err(LexError {
+                message: format!("shape `{s}` has a dimension too large"),
+                label: "a dimension must be at most 2^64 - 1",
+                help: None,
+                len: s.len(),
+                stand_in: Some(Tok::Dims(
+                    parts.iter().map(|p| p.unwrap_or(u64::MAX)).collect(),
+                )),
+            });
         }
-        return Ok((r, Tok::Dims(parts)));
+        return Ok((r, Tok::Dims(parts.into_iter().flatten().collect())));
     }
     if let Ok((r, (mantissa, suffix))) = number(rest) {
         if r.starts_with(continues_word) {
@@ -277,46 +334,89 @@ fn lex_one(rest: &str) -> Result<(&str, Tok), (String, usize)> {
         };
         let is_float = clean.contains(['.', 'e', 'E']);
         let value = clean.parse::<f64>().unwrap_or(f64::INFINITY) * scale as f64;
+        let number = |int| Tok::Number {
+            value,
+            int,
+            text: text.to_string(),
+        };
+        if !value.is_finite() {
+            return Err(LexError {
+                message: format!("number `{text}` is too large"),
+                label: "beyond the range of a 64-bit float",
+                help: None,
+                len: text.len(),
+                stand_in: Some(number(None)),
+            });
+        }
         let int = if is_float {
             // `1.5M` is a whole number too.
             (value.fract() == 0.0 && value.abs() < 9.0e15 && suffix.is_some())
                 .then_some(value as i64)
         } else {
-            Some(
-                clean
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|v| v.checked_mul(scale))
-                    .ok_or_else(|| {
-                        (
-                            format!("number `{text}` is too large (the limit is 2^63 - 1)"),
-                            text.len(),
-                        )
-                    })?,
-            )
+            match clean.parse::<i64>().ok().and_then(|v| v.checked_mul(scale)) {
+                Some(v) => Some(v),
+                None => {
+                    return Err(LexError {
+                        message: format!("number `{text}` is too large"),
+                        label: "a whole number must be at most 9223372036854775807 (2^63 - 1)",
+                        help: None,
+                        len: text.len(),
+                        stand_in: Some(number(Some(i64::MAX))),
+                    })
+                }
+            }
         };
-        return Ok((
-            r,
-            Tok::Number {
-                value,
-                int,
-                text: text.to_string(),
-            },
-        ));
+        return Ok((r, number(int)));
     }
     if let Ok((r, tok)) = punct(rest) {
         return Ok((r, tok));
     }
-    let c = rest.chars().next().unwrap_or(' ');
-    Err((format!("unexpected character `{c}`"), c.len_utf8()))
+    // A run of characters the language does not use is one error.
+    let len = rest
+        .char_indices()
+        .find(|&(i, c)| {
+            i > 0
+                && (c.is_ascii_alphanumeric()
+                    || c == '_'
+                    || c.is_ascii_whitespace()
+                    || c == '#'
+                    || punct(&rest[i..]).is_ok())
+        })
+        .map_or(rest.len(), |(i, _)| i);
+    let bad = &rest[..len];
+    let message = match bad.chars().count() {
+        1 => format!("unexpected character `{}`", bad.escape_debug()),
+        n if n <= 20 => format!("unexpected characters `{}`", bad.escape_debug()),
+        _ => {
+            let head: String = bad.chars().take(20).collect();
+            format!("unexpected characters `{}`...", head.escape_debug())
+        }
+    };
+    Err(LexError {
+        message,
+        label: "not part of the language",
+        help: None,
+        len,
+        stand_in: None,
+    })
 }
 
-fn malformed(rest: &str, after: &str) -> (String, usize) {
+fn malformed(rest: &str, after: &str) -> LexError {
     let word_end = after
         .find(|c: char| !continues_word(c))
         .unwrap_or(after.len());
     let len = rest.len() - after.len() + word_end;
-    (format!("malformed number `{}`", &rest[..len]), len)
+    LexError {
+        message: format!("malformed number `{}`", &rest[..len]),
+        label: "a number cannot run into letters",
+        help: Some("separate the number from the word after it with a space"),
+        len,
+        stand_in: Some(Tok::Number {
+            value: 0.0,
+            int: Some(0),
+            text: rest[..len].to_string(),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -14,25 +14,21 @@ pub mod parser;
 pub mod shape;
 pub mod value;
 
-pub use diagnostic::{Diagnostic, Errors, Location, Source, Span};
+pub use diagnostic::{Diagnostic, Errors, Location, Source, Span, MAX_ERRORS};
 pub use elaborate::Overrides;
 pub use ir::{Network, Node, Op, Shape};
 
 /// Parses and elaborates one `.net` file. On failure, every independent
-/// error is returned, ready to render with `Errors`' `Display`.
+/// error is returned, ready to render with `Errors`' `Display` (which shows
+/// the first `MAX_ERRORS`).
 pub fn compile(name: &str, text: &str, overrides: &Overrides) -> Result<Network, Errors> {
     let source = Source::new(name, text);
     let (file, syntax_errors) = parser::parse(text);
     if !syntax_errors.is_empty() {
-        return Err(Errors {
-            source,
-            diagnostics: syntax_errors,
-        });
+        return Err(Errors::new(source, syntax_errors));
     }
-    elaborate::elaborate(&file, &source, overrides).map_err(|diagnostics| Errors {
-        source: source.clone(),
-        diagnostics,
-    })
+    elaborate::elaborate(&file, &source, overrides)
+        .map_err(|diagnostics| Errors::new(source.clone(), diagnostics))
 }
 
 /// The closest of `candidates` to `name`, if close enough to suggest.

@@ -161,6 +161,44 @@ impl<'a> Args<'a> {
         self.errors.push(d);
     }
 
+    /// Reports `key=word` where the word is neither a value this reader
+    /// accepts nor a name in scope (`p=valid`), rather than the less useful
+    /// "undefined name". Returns whether it did.
+    fn unknown_word(&mut self, key: &'static str, what: &str) -> bool {
+        let Some(i) = self
+            .call
+            .args
+            .iter()
+            .position(|a| matches!(a, Arg::Named(k, _) if k.name == key))
+        else {
+            return false;
+        };
+        let Arg::Named(_, e) = &self.call.args[i] else {
+            return false;
+        };
+        let ExprKind::Var(v) = &e.kind else {
+            return false;
+        };
+        if self.scope.lookup(v).is_some() {
+            return false;
+        }
+        self.used[i] = true;
+        let op = self.op().to_string();
+        let mut d = Diagnostic::new(
+            format!("unknown value `{v}` for `{key}=` of `{op}`"),
+            e.span,
+        )
+        .label(format!("expected {what}"))
+        .help(format!(
+            "`{v}` is not a value of `{key}=` nor a name in scope"
+        ));
+        if key == "p" && v == "valid" {
+            d = d.help("PyTorch's padding='valid' is `p=0`, the default");
+        }
+        self.errors.push(d);
+        true
+    }
+
     fn bad_value(&mut self, span: Span, what: &str, found: &Value) {
         let op = self.op().to_string();
         self.error(
@@ -263,6 +301,9 @@ impl<'a> Args<'a> {
                             .help(takes.clone());
                     if let Some(s) = crate::suggest(&k.name, self.named.iter().copied()) {
                         d = d.help(format!("did you mean `{s}=`?"));
+                    } else if let Some(short) = spelling(&k.name).filter(|s| self.named.contains(s))
+                    {
+                        d = d.help(format!("`{}` is written `{short}=` here", k.name));
                     }
                     d
                 }
@@ -280,11 +321,11 @@ impl<'a> Args<'a> {
                     _ => {
                         Diagnostic::new(format!("too many positional arguments for `{op}`"), e.span)
                             .label("unexpected argument")
-                            .help(format!(
-                                "`{op}` takes {} positional argument{}",
-                                self.positional,
-                                if self.positional == 1 { "" } else { "s" }
-                            ))
+                            .help(match self.positional {
+                                0 => format!("`{op}` takes no positional arguments"),
+                                1 => format!("`{op}` takes 1 positional argument"),
+                                n => format!("`{op}` takes {n} positional arguments"),
+                            })
                     }
                 },
             };
@@ -292,6 +333,19 @@ impl<'a> Args<'a> {
         }
         self.errors
     }
+}
+
+/// The language's short name for an argument as PyTorch spells it.
+fn spelling(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "kernel" | "kernel_size" | "ksize" => "k",
+        "stride" | "strides" => "s",
+        "pad" | "padding" => "p",
+        "dilation" => "d",
+        "groups" | "group" => "g",
+        "window" => "k",
+        _ => return None,
+    })
 }
 
 /// Builds the op of `call`, or every error its arguments have.
@@ -327,6 +381,9 @@ fn read(a: &mut Args) -> Option<Op> {
             };
             let padding = match a.word("p", &["same"]) {
                 Some(_) => Some(Padding::Same),
+                None if a.unknown_word("p", "a padding: a number, HxW such as 0x3, or `same`") => {
+                    None
+                }
                 None => {
                     let p = a.named("p");
                     if p.is_some() {
@@ -537,12 +594,22 @@ fn read_init(a: &mut Args) -> Option<Init> {
                 .iter()
                 .position(|x| matches!(x, Arg::Named(k, _) if k.name == "init"))
             {
-                let span = a.call.args[i].span();
-                a.error(
-                    Diagnostic::new("unknown initialisation", span)
-                        .label("not an `init=` value")
-                        .help(format!("one of: {}", words.join(", "))),
-                );
+                a.used[i] = true;
+                let Arg::Named(_, e) = &a.call.args[i] else {
+                    return None;
+                };
+                let (found, word) = match &e.kind {
+                    ExprKind::Var(v) => (format!("`{v}`"), v.as_str()),
+                    ExprKind::Number { text, .. } => (format!("`{text}`"), ""),
+                    _ => ("value".to_string(), ""),
+                };
+                let mut d = Diagnostic::new(format!("unknown initialisation {found}"), e.span)
+                    .label("not an `init=` value")
+                    .help(format!("one of: {}", words.join(", ")));
+                if let Some(s) = crate::suggest(word, words.iter().copied()) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                }
+                a.error(d);
                 return None;
             }
             Some(Init::Kaiming)

@@ -11,8 +11,9 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::lexer::{lex, Tok, Token};
 
 /// Nesting deeper than this (braces, parentheses, expressions) is an error
-/// rather than a stack overflow.
-const MAX_NESTING: usize = 200;
+/// rather than a stack overflow. It ends the parse: what follows cannot be
+/// read reliably, and going on could report thousands of follow-on errors.
+pub const MAX_NESTING: usize = 64;
 
 type PResult<T> = Result<T, Diagnostic>;
 
@@ -23,6 +24,7 @@ pub fn parse(text: &str) -> (File, Vec<Diagnostic>) {
         pos: 0,
         depth: 0,
         errors: Vec::new(),
+        aborted: false,
     };
     let file = p.file();
     errors.append(&mut p.errors);
@@ -35,6 +37,8 @@ struct Parser {
     pos: usize,
     depth: usize,
     errors: Vec<Diagnostic>,
+    /// Set when nesting went past `MAX_NESTING`: parsing stops there.
+    aborted: bool,
 }
 
 fn is_keyword(s: &str) -> bool {
@@ -77,6 +81,12 @@ impl Parser {
     fn is_ident(&self, word: &str) -> bool {
         matches!(self.peek(), Tok::Ident(s) if s == word)
     }
+    /// Whether the next token is followed by a `(` with no space between.
+    fn paren_touches(&self) -> bool {
+        let next = (self.pos + 1).min(self.tokens.len() - 1);
+        self.tokens[next].tok == Tok::LParen
+            && self.tokens[next].span.start == self.tokens[self.pos].span.end
+    }
     fn skip_newlines(&mut self) {
         while matches!(self.peek(), Tok::Newline | Tok::Semi) {
             self.bump();
@@ -90,7 +100,13 @@ impl Parser {
 
     fn unexpected(&self, expected: &str) -> Diagnostic {
         let found = self.peek().describe();
-        Diagnostic::new(format!("expected {expected}, found {found}"), self.span())
+        // A missing token at the end of a line is pointed at right after the
+        // line's text, not at the line break (which would draw two lines).
+        let span = match self.peek() {
+            Tok::Newline => Span::new(self.span().start, self.span().start),
+            _ => self.span(),
+        };
+        Diagnostic::new(format!("expected {expected}, found {found}"), span)
             .label(format!("expected {expected}"))
     }
 
@@ -112,16 +128,24 @@ impl Parser {
         }
     }
 
-    fn enter(&mut self) -> PResult<()> {
-        self.depth += 1;
-        if self.depth > MAX_NESTING {
+    /// One level deeper; every `enter` that succeeds is paired with a
+    /// `leave`. `what` names the kind of nesting for the message.
+    fn enter(&mut self, what: &str) -> PResult<()> {
+        if self.depth >= MAX_NESTING {
+            self.aborted = true;
+            let help = if what == "expression" {
+                "simplify the expression, or compute parts of it in block parameters"
+            } else {
+                "split the network into `define`d blocks"
+            };
             return Err(Diagnostic::new(
-                format!("nesting deeper than {MAX_NESTING} levels"),
+                format!("{what} nested deeper than {MAX_NESTING} levels"),
                 self.span(),
             )
-            .label("too deep")
-            .help("split the network into `define`d blocks"));
+            .label("the parser stops here")
+            .help(help));
         }
+        self.depth += 1;
         Ok(())
     }
     fn leave(&mut self) {
@@ -163,18 +187,30 @@ impl Parser {
         let mut file = File::default();
         loop {
             self.skip_newlines();
-            if matches!(self.peek(), Tok::Eof) {
-                break;
+            match self.peek() {
+                Tok::Eof => break,
+                Tok::RBrace => {
+                    // A stray `}` (or several) at top level: one error.
+                    let start = self.span();
+                    let mut end = start;
+                    while matches!(self.peek(), Tok::RBrace) {
+                        end = self.bump().span;
+                    }
+                    self.errors.push(
+                        Diagnostic::new("unmatched `}`", start.to(end))
+                            .label("no `{` is open here")
+                            .help("remove it, or add the `{` it should close"),
+                    );
+                    continue;
+                }
+                _ => {}
             }
             if let Err(d) = self.top_item(&mut file) {
                 self.errors.push(d);
-                self.recover();
-                // A stray `}` at top level would stop recovery forever.
-                if matches!(self.peek(), Tok::RBrace) {
-                    let span = self.bump().span;
-                    self.errors
-                        .push(Diagnostic::new("unmatched `}`", span).label("no `{` opens this"));
+                if self.aborted {
+                    break;
                 }
+                self.recover();
             }
         }
         file
@@ -236,7 +272,12 @@ impl Parser {
                 self.bump();
                 let name = self.ident("the block's name")?;
                 if self.peek() != &Tok::LParen {
-                    return Err(self.unexpected("`(` and the block's parameters"));
+                    return Err(self
+                        .unexpected("`(` and the block's parameters")
+                        .help(format!(
+                            "a block without parameters is written `define {}() {{ ... }}`",
+                            name.name
+                        )));
                 }
                 let params = self.params()?;
                 self.skip_line_breaks();
@@ -252,6 +293,11 @@ impl Parser {
             Tok::Ident(w) if w == "expect" => {
                 let e = self.expect_line()?;
                 file.expects.push(e);
+                self.end_of_statement()
+            }
+            Tok::Ident(w) if w == "meta" && matches!(self.peek_at(1), Tok::Ident(_)) => {
+                let m = self.meta_line()?;
+                file.metas.push(m);
                 self.end_of_statement()
             }
             _ => {
@@ -272,19 +318,13 @@ impl Parser {
                 return Ok(params);
             }
             let name = self.ident("a parameter name")?;
-            if params.iter().any(|p| p.name.name == name.name) {
-                return Err(Diagnostic::new(
-                    format!("parameter `{}` is declared twice", name.name),
-                    name.span,
-                )
-                .label("second declaration"));
-            }
             self.skip_line_breaks();
             let default = if self.eat(&Tok::Assign) {
                 Some(self.expr()?)
             } else {
                 None
             };
+            // A parameter declared twice is the elaborator's to report.
             params.push(Param { name, default });
             self.skip_line_breaks();
             if !self.eat(&Tok::Comma) {
@@ -302,8 +342,9 @@ impl Parser {
         if self.peek() != &Tok::LBrace {
             return Err(self.unexpected(&format!("`{{` to open {what}")));
         }
-        let open = self.bump().span;
-        self.enter()?;
+        let open = self.span();
+        self.enter("braces")?;
+        self.bump();
         let mut body = Vec::new();
         loop {
             self.skip_newlines();
@@ -327,7 +368,7 @@ impl Parser {
             }) {
                 Ok(s) => body.push(s),
                 Err(d) => {
-                    if self.depth > MAX_NESTING {
+                    if self.aborted {
                         self.leave();
                         return Err(d);
                     }
@@ -414,16 +455,27 @@ impl Parser {
                 let body = self.block("the head's body")?;
                 StmtKind::Head { train, body }
             }
-            Tok::Ident(w) if matches!(self.peek_at(1), Tok::LParen) => {
+            // `name(args)` is a block call; an op followed by a spaced
+            // parenthesis is an op with a parenthesised argument:
+            // `conv (c * 2) k=3`.
+            Tok::Ident(w)
+                if matches!(self.peek_at(1), Tok::LParen)
+                    && (!crate::ops::is_op(&w) || self.paren_touches()) =>
+            {
                 let name = self.ident(&format!("a block name, not `{w}`"))?;
                 let args = self.call_args()?;
                 StmtKind::Call { name, args }
             }
-            Tok::Ident(w) if is_keyword(&w) => {
+            Tok::Ident(w)
+                if is_keyword(&w)
+                    || (w == "meta"
+                        && matches!(self.peek_at(1), Tok::Ident(_))
+                        && self.peek_at(2) == &Tok::Assign) =>
+            {
                 return Err(Diagnostic::new(format!("`{w}` is not allowed here"), start)
                     .label("not a statement inside a body")
                     .help(match w.as_str() {
-                        "network" | "input" | "define" | "expect" => {
+                        "network" | "input" | "define" | "expect" | "meta" => {
                             "this line belongs at the top level of the file"
                         }
                         "project" => "`project` follows the closing `}` of a `residual` body",
@@ -468,9 +520,13 @@ impl Parser {
                 Tok::LBrace if !parts.is_empty() => {
                     // A template part; only a label if it parses and closes.
                     self.bump();
-                    let Ok(e) = self.expr() else {
-                        self.pos = save;
-                        return Ok(None);
+                    let e = match self.expr() {
+                        Ok(e) => e,
+                        Err(d) if self.aborted => return Err(d),
+                        Err(_) => {
+                            self.pos = save;
+                            return Ok(None);
+                        }
                     };
                     if !self.eat(&Tok::RBrace) {
                         self.pos = save;
@@ -503,8 +559,9 @@ impl Parser {
     }
 
     fn op_call(&mut self) -> PResult<OpCall> {
+        let touches = self.paren_touches();
         let name = self.ident("an op name")?;
-        if self.peek() == &Tok::LParen {
+        if self.peek() == &Tok::LParen && touches {
             return Err(Diagnostic::new(
                 format!("`{}(` in a chain", name.name),
                 name.span,
@@ -522,7 +579,18 @@ impl Parser {
                     let value = self.expr()?;
                     args.push(Arg::Named(key, value));
                 }
-                _ => args.push(Arg::Positional(self.expr()?)),
+                Tok::Number { .. }
+                | Tok::Dims(_)
+                | Tok::Ident(_)
+                | Tok::LParen
+                | Tok::Minus
+                | Tok::Bang => args.push(Arg::Positional(self.expr()?)),
+                _ => {
+                    return Err(self.unexpected(&format!(
+                        "an argument of `{}`, `|` or the end of the statement",
+                        name.name
+                    )))
+                }
             }
         }
         let span = name.span.to(self.prev_span());
@@ -554,6 +622,28 @@ impl Parser {
         }
     }
 
+    /// `meta KEY = "text"` or `meta KEY = NUMBER`.
+    fn meta_line(&mut self) -> PResult<Meta> {
+        let start = self.bump().span;
+        let key = self.ident("a key")?;
+        self.expect(Tok::Assign, "`=`")?;
+        let negative = self.eat(&Tok::Minus);
+        let value = match self.peek().clone() {
+            Tok::Str(s) if !negative => MetaValue::Text(s),
+            Tok::Number { value, text, .. } => MetaValue::Number {
+                value: if negative { -value } else { value },
+                text: if negative { format!("-{text}") } else { text },
+            },
+            _ => return Err(self.unexpected("a string such as `\"imagenet\"` or a number")),
+        };
+        self.bump();
+        Ok(Meta {
+            key,
+            value,
+            span: start.to(self.prev_span()),
+        })
+    }
+
     fn expect_line(&mut self) -> PResult<Expect> {
         let start = self.bump().span;
         let train = if self.is_ident("train") && matches!(self.peek_at(1), Tok::Ident(_)) {
@@ -583,13 +673,11 @@ impl Parser {
             if self.bump().tok == Tok::Plus {
                 self.bump();
             }
-            let value = match self.bump().tok {
-                Tok::Number { value, .. } => value,
-                _ => {
-                    self.pos -= 1;
-                    return Err(self.unexpected("a tolerance such as `0.5%` or `1M`"));
-                }
+            let value = match self.peek() {
+                Tok::Number { value, .. } => *value,
+                _ => return Err(self.unexpected("a tolerance such as `0.5%` or `1M`")),
             };
+            self.bump();
             let percent = self.eat(&Tok::Percent);
             Some(Tolerance { value, percent })
         } else {
@@ -608,7 +696,7 @@ impl Parser {
     // ---- expressions: ternary < || < && < comparison < + - < * / % < unary ----
 
     pub fn expr(&mut self) -> PResult<Expr> {
-        self.enter()?;
+        self.enter("expression")?;
         let r = self.ternary();
         self.leave();
         r
@@ -652,11 +740,21 @@ impl Parser {
             return self.unary();
         }
         let mut lhs = self.binary(level + 1)?;
-        'outer: loop {
+        // `a + b + c + ...` nests to the left: each operator is one level of
+        // the tree (evaluated and dropped recursively), so it counts as one.
+        let mut levels = 0;
+        let result = 'outer: loop {
             for (tok, op) in LEVELS[level] {
                 if self.peek() == tok {
+                    if let Err(d) = self.enter("expression") {
+                        break 'outer Err(d);
+                    }
+                    levels += 1;
                     self.bump();
-                    let rhs = self.binary(level + 1)?;
+                    let rhs = match self.binary(level + 1) {
+                        Ok(rhs) => rhs,
+                        Err(d) => break 'outer Err(d),
+                    };
                     let span = lhs.span.to(rhs.span);
                     lhs = Expr {
                         kind: ExprKind::Binary(*op, Box::new(lhs), Box::new(rhs)),
@@ -665,14 +763,16 @@ impl Parser {
                     continue 'outer;
                 }
             }
-            return Ok(lhs);
-        }
+            break Ok(lhs);
+        };
+        self.depth -= levels;
+        result
     }
 
     fn unary(&mut self) -> PResult<Expr> {
         let start = self.span();
         if self.eat(&Tok::Minus) {
-            self.enter()?;
+            self.enter("expression")?;
             let e = self.unary();
             self.leave();
             let e = e?;
@@ -683,7 +783,7 @@ impl Parser {
             });
         }
         if self.eat(&Tok::Bang) {
-            self.enter()?;
+            self.enter("expression")?;
             let e = self.unary();
             self.leave();
             let e = e?;
@@ -737,7 +837,7 @@ impl Parser {
             Tok::LParen => {
                 self.bump();
                 let e = self.expr()?;
-                self.expect(Tok::RParen, "`)`")?;
+                self.expect(Tok::RParen, "`)` to close the parenthesis")?;
                 return Ok(Expr {
                     kind: e.kind,
                     span: start.to(self.prev_span()),

@@ -78,16 +78,34 @@ impl Window {
 fn axis(op: &Op, axis: &str, n: u64, win: Window) -> Result<u64, ShapeError> {
     win.out(n).ok_or_else(|| {
         let Window { k, pad, d, .. } = win;
+        let padded = pad.checked_mul(2).and_then(|p| n.checked_add(p));
+        let window = k.checked_sub(1).and_then(|k1| d.checked_mul(k1));
+        if padded.is_none() || window.is_none() {
+            return err(
+                "shape arithmetic overflow",
+                if padded.is_none() {
+                    format!("the padded input {axis} ({n} + 2*{pad}) does not fit in 64 bits")
+                } else {
+                    format!("the dilated kernel ({d}*({k} - 1) + 1) does not fit in 64 bits")
+                },
+                Some("check the kernel, padding and dilation"),
+            );
+        }
         let span = d.saturating_mul(k.saturating_sub(1)).saturating_add(1);
-        let kernel = if d > 1 {
-            format!("{k} (dilated to {span})")
+        let window = if matches!(op, Op::Pool { .. }) {
+            "window"
         } else {
-            format!("{k}")
+            "kernel"
+        };
+        let kernel = if d > 1 {
+            format!("{window} {k} (dilated to {span})")
+        } else {
+            format!("{window} {k}")
         };
         err(
             format!("`{}` output {axis} is below 1", op.kind()),
             format!(
-                "kernel {kernel} is larger than the padded input {axis} {} ({n} + 2*{pad})",
+                "{kernel} is larger than the padded input {axis} {} ({n} + 2*{pad})",
                 n.saturating_add(pad.saturating_mul(2))
             ),
             Some("use a smaller kernel or stride, more padding, or a larger input (`--input`)"),
@@ -95,8 +113,22 @@ fn axis(op: &Op, axis: &str, n: u64, win: Window) -> Result<u64, ShapeError> {
     })
 }
 
-/// The output shape of `op` applied to `inputs` (operand order).
+/// The output shape of `op` applied to `inputs` (operand order). A shape
+/// whose element count does not fit in 64 bits is an error too: every cost
+/// is counted in 64 bits.
 pub fn infer(op: &Op, inputs: &[Shape]) -> Result<Shape, ShapeError> {
+    let out = infer_shape(op, inputs)?;
+    if out.elements().is_none() {
+        return Err(err(
+            "shape arithmetic overflow",
+            format!("the output {out} has more than 2^64 - 1 elements"),
+            Some("check the input size and the channel counts"),
+        ));
+    }
+    Ok(out)
+}
+
+fn infer_shape(op: &Op, inputs: &[Shape]) -> Result<Shape, ShapeError> {
     let one = || {
         inputs
             .first()
@@ -239,8 +271,27 @@ pub fn infer(op: &Op, inputs: &[Shape]) -> Result<Shape, ShapeError> {
             let first = one()?;
             for (i, s) in inputs.iter().enumerate().skip(1) {
                 if *s != first {
+                    let what = match (first, *s) {
+                        (
+                            Shape::Image { c, h, w },
+                            Shape::Image {
+                                c: c2,
+                                h: h2,
+                                w: w2,
+                            },
+                        ) => {
+                            if (h, w) == (h2, w2) && c != c2 {
+                                "channel mismatch in add"
+                            } else if c == c2 {
+                                "spatial size mismatch in add"
+                            } else {
+                                "shape mismatch in add"
+                            }
+                        }
+                        _ => "shape mismatch in add",
+                    };
                     return Err(err(
-                        "shape mismatch in add",
+                        what,
                         format!("branch 1 gives {first}, branch {} gives {s}", i + 1),
                         Some("every branch of `add` must give the same shape"),
                     ));

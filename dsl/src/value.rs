@@ -92,7 +92,7 @@ pub fn eval(e: &Expr, scope: &dyn Scope) -> Result<Value, Diagnostic> {
         }),
         ExprKind::InField(field) => {
             let shape = scope.in_shape().ok_or_else(|| {
-                Diagnostic::new(format!("`in.{field}` has no value here"), e.span)
+                Diagnostic::new(format!("`in.{field}` {NO_INPUT_SHAPE}"), e.span)
                     .label("no input shape is known at this point")
                     .help(
                         "`in.c`/`in.h`/`in.w` can be used in the arguments of ops and block calls",
@@ -108,7 +108,10 @@ pub fn eval(e: &Expr, scope: &dyn Scope) -> Result<Value, Diagnostic> {
             Ok(Value::Int(to_i64(v, e)?))
         }
         ExprKind::Neg(x) => match eval(x, scope)? {
-            Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| overflow(e)),
+            Value::Int(i) => i
+                .checked_neg()
+                .map(Value::Int)
+                .ok_or_else(|| overflow(e, format!("-({i})"))),
             Value::Float(f) => Ok(Value::Float(-f)),
             v => Err(type_error(x, "a number", &v)),
         },
@@ -128,13 +131,27 @@ pub fn eval(e: &Expr, scope: &dyn Scope) -> Result<Value, Diagnostic> {
     }
 }
 
-fn to_i64(v: u64, e: &Expr) -> Result<i64, Diagnostic> {
-    i64::try_from(v).map_err(|_| overflow(e))
+/// The end of the message of `in.c` read where no input shape is known.
+const NO_INPUT_SHAPE: &str = "has no value here";
+
+/// Whether `d` says that `in.c` (`in.h`, `in.w`) has no value: inside the
+/// statements of a network that only happens after an earlier error lost
+/// the shape, so the elaborator leaves it out as a follow-on error.
+pub fn is_missing_input_shape(d: &Diagnostic) -> bool {
+    d.message.starts_with("`in.") && d.message.ends_with(NO_INPUT_SHAPE)
 }
 
-fn overflow(e: &Expr) -> Diagnostic {
+fn to_i64(v: u64, e: &Expr) -> Result<i64, Diagnostic> {
+    i64::try_from(v).map_err(|_| overflow(e, v.to_string()))
+}
+
+/// `what` is the computation that overflowed, e.g. `4611686018427387904 * 2`.
+fn overflow(e: &Expr, what: String) -> Diagnostic {
     Diagnostic::new("arithmetic overflow", e.span)
-        .label("the value does not fit in a 64-bit integer")
+        .label(format!(
+            "{what} does not fit in a 64-bit integer (at most 9223372036854775807)"
+        ))
+        .help("integers in expressions are 64-bit; check the values")
 }
 
 fn type_error(e: &Expr, expected: &str, found: &Value) -> Diagnostic {
@@ -198,7 +215,9 @@ fn binary(
                     }
                     _ => return Ok(Bool(compare(op, x as f64, y as f64))),
                 };
-                return r.map(Int).ok_or_else(|| overflow(e));
+                return r
+                    .map(Int)
+                    .ok_or_else(|| overflow(e, format!("{x} {} {y}", op.symbol())));
             }
             let (x, y) = (va.as_f64().unwrap_or(0.0), vb.as_f64().unwrap_or(0.0));
             let r = match op {

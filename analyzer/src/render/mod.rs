@@ -324,21 +324,61 @@ pub fn table(a: &Analysis, rows: &[Row], cols: Columns) -> String {
 
 pub fn markdown(a: &Analysis, rows: &[Row], cols: Columns) -> String {
     let g = grid(a, rows, cols, false);
-    let mut s = format!("{}\n\n", conventions(a).replace('\n', "  \n"));
+    format!(
+        "{}\n\n{}\n{}\n",
+        conventions(a).replace('\n', "  \n"),
+        markdown_grid(&g, 3),
+        footer(a).replace('\n', "  \n")
+    )
+}
+
+/// A Markdown table of a header line and rows; columns from `right_from`
+/// on are right-aligned.
+pub fn markdown_grid(g: &[Vec<String>], right_from: usize) -> String {
+    let mut s = String::new();
     for (i, line) in g.iter().enumerate() {
         let cells: Vec<String> = line.iter().map(|c| c.replace('|', "\\|")).collect();
         s.push_str(&format!("| {} |\n", cells.join(" | ")));
         if i == 0 {
             let seps: Vec<&str> = (0..line.len())
-                .map(|j| if j >= 3 { "---:" } else { "---" })
+                .map(|j| if j >= right_from { "---:" } else { "---" })
                 .collect();
             s.push_str(&format!("|{}|\n", seps.join("|")));
         }
     }
-    s.push('\n');
-    s.push_str(&footer(a).replace('\n', "  \n"));
-    s.push('\n');
     s
+}
+
+/// Plain aligned columns for a terminal: the columns in `left` are
+/// left-aligned, the others right-aligned (numbers).
+pub fn aligned_grid(g: &[Vec<String>], left: &[usize]) -> String {
+    let cols = g.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|j| {
+            g.iter()
+                .filter_map(|r| r.get(j))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in g {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                if left.contains(&j) {
+                    format!("{c:<w$}", w = widths[j])
+                } else {
+                    format!("{c:>w$}", w = widths[j])
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// RFC 4180: quote fields that hold a comma, a quote or a line break.
