@@ -67,28 +67,116 @@ fn family_colour(name: &str) -> RGBColor {
         .map_or(RGBColor(100, 100, 100), |(_, c)| *c)
 }
 
-/// Draws the chart of the entries that have a top-1 accuracy, to an `.svg`
-/// or `.png` file. Returns how many networks were drawn.
-pub fn plot(entries: &[Entry], path: &Path) -> Result<usize, String> {
-    let drawn: Vec<&Entry> = entries.iter().filter(|e| e.top1.is_some()).collect();
-    if drawn.is_empty() {
-        return Err("no network has a published top-1 accuracy (`meta top1 = ...`) to plot".into());
+/// The data set most of the entries with a top-1 figure are measured on:
+/// one chart compares one data set (ImageNet unless said otherwise).
+fn main_dataset(entries: &[Entry]) -> Option<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for e in entries.iter().filter(|e| e.top1.is_some()) {
+        let d = e.dataset.clone().unwrap_or_else(|| "imagenet".into());
+        match counts.iter_mut().find(|(n, _)| *n == d) {
+            Some(c) => c.1 += 1,
+            None => counts.push((d, 1)),
+        }
     }
-    let size = (1200, 800);
+    counts.into_iter().max_by_key(|c| c.1).map(|c| c.0)
+}
+
+/// Draws the chart of the entries that have a top-1 accuracy on the most
+/// common data set, to an `.svg` or `.png` file. Returns how many networks
+/// were drawn and the data set.
+pub fn plot(entries: &[Entry], path: &Path) -> Result<(usize, String), String> {
+    let dataset = main_dataset(entries)
+        .ok_or("no network has a published top-1 accuracy (`meta top1 = ...`) to plot")?;
+    let drawn: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.top1.is_some() && e.dataset.as_deref().unwrap_or("imagenet") == dataset)
+        .collect();
+    let size = (1400, 900);
     match path.extension().and_then(|x| x.to_str()) {
-        Some("svg") => draw(SVGBackend::new(path, size).into_drawing_area(), &drawn),
-        Some("png") => draw(BitMapBackend::new(path, size).into_drawing_area(), &drawn),
+        Some("svg") => draw(
+            SVGBackend::new(path, size).into_drawing_area(),
+            &drawn,
+            &dataset,
+        ),
+        Some("png") => draw(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            &drawn,
+            &dataset,
+        ),
         _ => Err(format!(
             "`{}`: the plot must be a .svg or .png file",
             path.display()
         )),
     }?;
-    Ok(drawn.len())
+    Ok((drawn.len(), dataset))
+}
+
+/// A label's box in pixels.
+#[derive(Clone, Copy)]
+struct Box2 {
+    x0: i32,
+    y0: i32,
+    x1: i32,
+    y1: i32,
+}
+
+impl Box2 {
+    fn overlaps(&self, o: &Box2) -> bool {
+        self.x0 < o.x1 && o.x0 < self.x1 && self.y0 < o.y1 && o.y0 < self.y1
+    }
+}
+
+const FONT: u32 = 17;
+
+/// Chooses where each label goes: the first of eight positions around its
+/// point that stays inside the plot and clear of the labels already placed.
+fn place_labels(points: &[((i32, i32), String)], area: Box2) -> Vec<(i32, i32)> {
+    let char_w = (FONT as f64 * 0.55) as i32;
+    let h = FONT as i32 + 2;
+    let mut placed: Vec<Box2> = Vec::new();
+    let mut out = Vec::new();
+    for ((px, py), text) in points {
+        let w = text.chars().count() as i32 * char_w;
+        let candidates = [
+            (6, -h),
+            (6, 2),
+            (-w - 6, -h),
+            (-w - 6, 2),
+            (-w / 2, -h - 6),
+            (-w / 2, 8),
+            (6, -2 * h),
+            (-w - 6, h),
+        ];
+        let boxes: Vec<(i32, i32, Box2)> = candidates
+            .iter()
+            .map(|&(dx, dy)| {
+                let b = Box2 {
+                    x0: px + dx,
+                    y0: py + dy,
+                    x1: px + dx + w,
+                    y1: py + dy + h,
+                };
+                (dx, dy, b)
+            })
+            .collect();
+        let inside =
+            |b: &Box2| b.x0 >= area.x0 && b.x1 <= area.x1 && b.y0 >= area.y0 && b.y1 <= area.y1;
+        let free = |b: &Box2| !placed.iter().any(|p| p.overlaps(b));
+        let chosen = boxes
+            .iter()
+            .find(|(_, _, b)| inside(b) && free(b))
+            .or_else(|| boxes.iter().find(|(_, _, b)| inside(b)))
+            .unwrap_or(&boxes[0]);
+        placed.push(chosen.2);
+        out.push((chosen.0, chosen.1));
+    }
+    out
 }
 
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     entries: &[&Entry],
+    dataset: &str,
 ) -> Result<(), String> {
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the chart: {err}");
     root.fill(&WHITE).map_err(e)?;
@@ -104,16 +192,17 @@ fn draw<DB: DrawingBackend>(
     let max_params = entries.iter().map(|x| x.params).max().unwrap_or(1).max(1) as f64;
     // Bubble area proportional to parameters: the largest is 45 px in radius.
     let radius = |p: u64| (45.0 * (p as f64 / max_params).sqrt()).max(3.0);
+    let title = match dataset {
+        "imagenet" => "ImageNet top-1 accuracy against cost".to_string(),
+        d => format!("{d} top-1 accuracy against cost"),
+    };
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Accuracy against cost (bubble area ∝ parameters)",
-            ("sans-serif", 30),
-        )
-        .margin(20)
+        .caption(title, ("sans-serif", 30))
+        .margin(25)
         .x_label_area_size(60)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            ((xmin / 1.6)..(xmax * 1.6)).log_scale(),
+            ((xmin / 1.8)..(xmax * 1.8)).log_scale(),
             (ymin - 4.0).floor()..(ymax + 3.0).ceil(),
         )
         .map_err(e)?;
@@ -123,7 +212,15 @@ fn draw<DB: DrawingBackend>(
         .y_desc("published top-1 accuracy (%)")
         .axis_desc_style(("sans-serif", 22))
         .label_style(("sans-serif", 18))
-        .x_label_formatter(&|v| format!("{v:.1}"))
+        .x_labels(8)
+        .x_label_formatter(&|v| {
+            if *v >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(e)?;
@@ -133,36 +230,71 @@ fn draw<DB: DrawingBackend>(
     for x in &order {
         let (px, py) = (gmacs(x), x.top1.unwrap_or(0.0));
         let c = family_colour(&x.name);
+        let r = radius(x.params) as i32;
         chart
-            .draw_series(std::iter::once(Circle::new(
-                (px, py),
-                radius(x.params) as i32,
-                c.mix(0.35).filled(),
-            )))
-            .map_err(e)?;
-        chart
-            .draw_series(std::iter::once(Circle::new(
-                (px, py),
-                radius(x.params) as i32,
-                c.stroke_width(2),
-            )))
+            .draw_series([
+                Circle::new((px, py), r, c.mix(0.3).filled()),
+                Circle::new((px, py), r, c.stroke_width(2)),
+            ])
             .map_err(e)?;
     }
-    // Labels after every bubble, so none is hidden.
-    for x in entries {
+    // Labels after every bubble, so none is hidden; placed to avoid each
+    // other, most accurate first.
+    let mut labelled: Vec<&&Entry> = entries.iter().collect();
+    labelled.sort_by(|a, b| b.top1.unwrap_or(0.0).total_cmp(&a.top1.unwrap_or(0.0)));
+    let (xr, yr) = chart.plotting_area().get_pixel_range();
+    let area = Box2 {
+        x0: xr.start,
+        y0: yr.start,
+        x1: xr.end,
+        y1: yr.end,
+    };
+    let points: Vec<((i32, i32), String)> = labelled
+        .iter()
+        .map(|x| {
+            let p = chart.backend_coord(&(gmacs(x), x.top1.unwrap_or(0.0)));
+            (p, format!("{} ({:.1}M)", x.name, x.params as f64 / 1e6))
+        })
+        .collect();
+    let offsets = place_labels(&points, area);
+    for (x, ((_, text), off)) in labelled.iter().zip(points.iter().zip(offsets)) {
         let (px, py) = (gmacs(x), x.top1.unwrap_or(0.0));
-        let label = format!("{} ({:.1}M)", x.name, x.params as f64 / 1e6);
         chart
             .draw_series(std::iter::once(
                 EmptyElement::at((px, py))
                     + Circle::new((0, 0), 3, BLACK.filled())
                     + Text::new(
-                        label,
-                        (6, -18),
-                        ("sans-serif", 17).into_font().color(&BLACK),
+                        text.clone(),
+                        off,
+                        ("sans-serif", FONT).into_font().color(&BLACK),
                     ),
             ))
             .map_err(e)?;
+    }
+    // The bubble-size key, bottom right.
+    let key = [10_000_000u64, 50_000_000, 100_000_000];
+    let key: Vec<u64> = key
+        .into_iter()
+        .filter(|&k| (k as f64) <= max_params * 1.5)
+        .collect();
+    let (kx, ky) = (area.x1 - 80, area.y1 - 60);
+    root.draw(&Text::new(
+        "parameters",
+        (kx - 40, ky - 100),
+        ("sans-serif", FONT).into_font().color(&BLACK),
+    ))
+    .map_err(e)?;
+    for (i, k) in key.iter().enumerate() {
+        let r = radius(*k) as i32;
+        let y = ky - 10 * i as i32;
+        root.draw(&Circle::new((kx, y - r), r, BLACK.stroke_width(1)))
+            .map_err(e)?;
+        root.draw(&Text::new(
+            format!("{}M", k / 1_000_000),
+            (kx - r - 45, y - 2 * r),
+            ("sans-serif", 14).into_font().color(&BLACK),
+        ))
+        .map_err(e)?;
     }
     root.present().map_err(e)?;
     Ok(())

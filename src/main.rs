@@ -421,7 +421,7 @@ fn run_zoo(markdown: bool) -> Result<(), Failed> {
              of date. MACs follow docs/costs.md (torchvision's `_ops`); top-1 is the \
              published accuracy in each file's `meta` lines (ImageNet unless noted). \
              Every file's `expect` lines are checked in CI by `cnncost check zoo/`.\n\n{}",
-            render::markdown_grid(&table, 1)
+            render::markdown_grid(&table, &[0, 5])
         ))
     } else {
         emit(&render::aligned_grid(&table, &[0, 4, 5]))
@@ -445,8 +445,8 @@ fn run_compare(paths: &[PathBuf], all_zoo: bool, plot: Option<&Path>) -> Result<
     emit(&render::aligned_grid(&compare::table(&entries), &[0]))?;
     if let Some(path) = plot {
         match compare::plot(&entries, path) {
-            Ok(n) => eprintln!(
-                "wrote {} ({n} of {} networks have a top-1 figure)",
+            Ok((n, dataset)) => eprintln!(
+                "wrote {}: {n} of {} networks have a published {dataset} top-1 figure",
                 path.display(),
                 entries.len()
             ),

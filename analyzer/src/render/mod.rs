@@ -327,21 +327,21 @@ pub fn markdown(a: &Analysis, rows: &[Row], cols: Columns) -> String {
     format!(
         "{}\n\n{}\n{}\n",
         conventions(a).replace('\n', "  \n"),
-        markdown_grid(&g, 3),
+        markdown_grid(&g, &[0, 1, 2]),
         footer(a).replace('\n', "  \n")
     )
 }
 
-/// A Markdown table of a header line and rows; columns from `right_from`
-/// on are right-aligned.
-pub fn markdown_grid(g: &[Vec<String>], right_from: usize) -> String {
+/// A Markdown table of a header line and rows; the columns in `left` are
+/// left-aligned, the others right-aligned (numbers).
+pub fn markdown_grid(g: &[Vec<String>], left: &[usize]) -> String {
     let mut s = String::new();
     for (i, line) in g.iter().enumerate() {
         let cells: Vec<String> = line.iter().map(|c| c.replace('|', "\\|")).collect();
         s.push_str(&format!("| {} |\n", cells.join(" | ")));
         if i == 0 {
             let seps: Vec<&str> = (0..line.len())
-                .map(|j| if j >= right_from { "---:" } else { "---" })
+                .map(|j| if left.contains(&j) { "---" } else { "---:" })
                 .collect();
             s.push_str(&format!("|{}|\n", seps.join("|")));
         }
