@@ -49,13 +49,20 @@ pub fn adaptive_window_sum(n: u64, o: u64) -> Option<u64> {
 pub fn op_cost(op: &Op, inputs: &[Shape], out: Shape) -> Option<OpCost> {
     let mut c = OpCost::default();
     if let Some(&first) = inputs.first() {
-        for t in op.tensors(first) {
-            let n = t.elements()?;
-            match t.kind {
-                TensorKind::Param => c.params = c.params.checked_add(n)?,
-                TensorKind::Buffer => c.buffers = c.buffers.checked_add(n)?,
-                TensorKind::Counter => {}
+        let mut overflow = false;
+        op.for_each_tensor(first, |_, shape, kind| {
+            let total = match kind {
+                TensorKind::Param => &mut c.params,
+                TensorKind::Buffer => &mut c.buffers,
+                TensorKind::Counter => return,
+            };
+            match product(shape).and_then(|n| total.checked_add(n)) {
+                Some(t) => *total = t,
+                None => overflow = true,
             }
+        });
+        if overflow {
+            return None;
         }
     }
     let out_elems = out.elements()?;

@@ -12,6 +12,7 @@ use crate::ir::{
 use crate::shape::{infer, ShapeError};
 use crate::value::{eval, Scope, Value};
 use petgraph::graph::{DiGraph, NodeIndex};
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 
 /// A network larger than this is refused (it would take gigabytes): the
@@ -78,7 +79,9 @@ struct Elab<'a> {
     calls: Vec<CallSite>,
     /// `calls` as the nodes keep it.
     chain: CallChain,
-    names: HashMap<String, Span>,
+    /// Every full name given so far. FxHash: this map takes one insert per
+    /// op, and SipHash made it the largest cost of a big network.
+    names: FxHashMap<String, Span>,
     statements: Vec<Statement>,
     stmt_stack: Vec<u32>,
     role: Role,
@@ -203,7 +206,7 @@ pub fn elaborate(
         in_shape: None,
         calls: Vec::new(),
         chain: CallChain::default(),
-        names: HashMap::new(),
+        names: FxHashMap::default(),
         statements: Vec::new(),
         stmt_stack: Vec::new(),
         role: Role::Main,
@@ -951,6 +954,15 @@ impl<'a> Elab<'a> {
                     )),
                 );
                 return None;
+            }
+            // Room for the copies up front: growing the graph and the name
+            // map one doubling at a time costs a large network a fifth of
+            // its time (the bound is a lower one, so never too much).
+            if at_least > 4096 {
+                let extra = at_least as usize;
+                self.graph.reserve_nodes(extra);
+                self.graph.reserve_edges(extra);
+                self.names.reserve(extra);
             }
         }
         for i in 0..n {

@@ -524,14 +524,17 @@ impl TensorSpec {
 }
 
 impl Op {
-    /// The op's weights and buffers, in PyTorch's `state_dict` order, given
-    /// its (first) input shape. Parameter counts are derived from this list.
-    pub fn tensors(&self, input: Shape) -> Vec<TensorSpec> {
-        let t = |suffix, shape: Vec<u64>, kind| TensorSpec {
-            suffix,
-            shape,
-            kind,
-        };
+    /// Calls `f(suffix, shape, kind)` for each of the op's weights and
+    /// buffers, in PyTorch's `state_dict` order, given its (first) input
+    /// shape. The one list of an op's tensors: parameter counts and the
+    /// state-dict names both come from it. No allocation, so the analyzer
+    /// can count a million ops quickly.
+    pub fn for_each_tensor(
+        &self,
+        input: Shape,
+        mut f: impl FnMut(&'static str, &[u64], TensorKind),
+    ) {
+        use TensorKind::{Buffer, Counter, Param};
         match *self {
             Op::Conv {
                 out,
@@ -540,36 +543,45 @@ impl Op {
                 bias,
                 ..
             } => {
-                let mut v = vec![t(
+                f(
                     "weight",
-                    vec![out, input.channels() / groups.max(1), kernel.h, kernel.w],
-                    TensorKind::Param,
-                )];
+                    &[out, input.channels() / groups.max(1), kernel.h, kernel.w],
+                    Param,
+                );
                 if bias {
-                    v.push(t("bias", vec![out], TensorKind::Param));
+                    f("bias", &[out], Param);
                 }
-                v
             }
             Op::Linear { out, bias, .. } => {
-                let mut v = vec![t("weight", vec![out, input.channels()], TensorKind::Param)];
+                f("weight", &[out, input.channels()], Param);
                 if bias {
-                    v.push(t("bias", vec![out], TensorKind::Param));
+                    f("bias", &[out], Param);
                 }
-                v
             }
             Op::BatchNorm { .. } => {
                 let c = input.channels();
-                vec![
-                    t("weight", vec![c], TensorKind::Param),
-                    t("bias", vec![c], TensorKind::Param),
-                    t("running_mean", vec![c], TensorKind::Buffer),
-                    t("running_var", vec![c], TensorKind::Buffer),
-                    t("num_batches_tracked", vec![], TensorKind::Counter),
-                ]
+                f("weight", &[c], Param);
+                f("bias", &[c], Param);
+                f("running_mean", &[c], Buffer);
+                f("running_var", &[c], Buffer);
+                f("num_batches_tracked", &[], Counter);
             }
-            Op::Prelu => vec![t("weight", vec![input.channels()], TensorKind::Param)],
-            _ => Vec::new(),
+            Op::Prelu => f("weight", &[input.channels()], Param),
+            _ => {}
         }
+    }
+
+    /// The op's weights and buffers as a list (see `for_each_tensor`).
+    pub fn tensors(&self, input: Shape) -> Vec<TensorSpec> {
+        let mut v = Vec::new();
+        self.for_each_tensor(input, |suffix, shape, kind| {
+            v.push(TensorSpec {
+                suffix,
+                shape: shape.to_vec(),
+                kind,
+            })
+        });
+        v
     }
 }
 
