@@ -1366,14 +1366,109 @@ error: could not compile `test.net` (1 error)"#
 fn meta_values() {
     let net = dsl::compile(
         "test.net",
-        "network t\ninput 3x8x8\nrelu\nmeta top1 = 76.13\nmeta dataset = \"imagenet\"\nmeta delta = -0.5\n",
+        "network t\ninput 3x8x8\nrelu\nmeta top1 = 76.13\nmeta dataset = \"imagenet\"\nmeta year = 2016\n",
         &Overrides::default(),
     )
     .expect("compiles");
     assert_eq!(net.meta_number("top1"), Some(76.13));
-    assert_eq!(net.meta_number("delta"), Some(-0.5));
+    assert_eq!(net.meta_number("year"), Some(2016.0));
     assert_eq!(net.meta_text("dataset"), Some("imagenet"));
     assert_eq!(net.meta_text("top1"), None);
     assert_eq!(net.meta_number("dataset"), None);
-    assert_eq!(net.meta_number("year"), None);
+    assert_eq!(net.meta_number("top5"), None);
+}
+
+#[test]
+fn meta_keys_and_values_are_checked() {
+    let text = "network t\ninput 3x8x8\nconv 4 k=3\nmeta top_1 = 50\nmeta top5 = 150\n";
+    assert_eq!(
+        errors(text),
+        "\
+error: unknown `meta` key `top_1`
+  ┌─ test.net:4:6
+  │
+4 │ meta top_1 = 50
+  │      ^^^^^ not a key cnncost knows
+  │
+  = help: one of: paper, year, dataset, top1, top5, accuracy_source, source, url
+  = help: did you mean `top1`?
+
+error: `meta top5` needs a percentage between 0 and 100
+  ┌─ test.net:5:1
+  │
+5 │ meta top5 = 150
+  │ ^^^^^^^^^^^^^^^ expected a percentage between 0 and 100
+
+error: could not compile `test.net` (2 errors)"
+    );
+}
+
+#[test]
+fn a_tolerance_needs_approx_and_output_needs_equals() {
+    let text =
+        "network t\ninput 3x8x8\nconv 4 k=3\nexpect params = 100 ± 5\nexpect output < 1000\n";
+    assert_eq!(
+        errors(text),
+        "\
+error: a tolerance needs `~`
+  ┌─ test.net:4:1
+  │
+4 │ expect params = 100 ± 5
+  │ ^^^^^^^^^^^^^^^^^^^^^^^ `=` compares exactly, with no tolerance
+  │
+  = help: write `expect QUANTITY ~ VALUE ± TOLERANCE`
+
+error: `expect output` compares shapes with `=`
+  ┌─ test.net:5:1
+  │
+5 │ expect output < 1000
+  │ ^^^^^^^^^^^^^^^^^^^^ `<` has no meaning for a shape
+  │
+  = help: write e.g. `expect output = 1000` or `expect output = 512x7x7`
+
+error: could not compile `test.net` (2 errors)"
+    );
+}
+
+#[test]
+fn in_fields_have_no_value_in_expect_lines() {
+    let text = "network t\ninput 3x8x8\nflatten\nexpect params = in.c - 3\n";
+    assert_eq!(
+        errors(text),
+        "\
+error: `in.c` has no value here
+  ┌─ test.net:4:17
+  │
+4 │ expect params = in.c - 3
+  │                 ^^^^ no input shape is known at this point
+  │
+  = help: `in.c`/`in.h`/`in.w` can be used in the arguments of ops and block calls
+
+error: could not compile `test.net` (1 error)"
+    );
+}
+
+/// `+-` is read as `±`, relative tolerances in percent; `%` is the
+/// remainder of floor division, so (a/b)*b + a%b == a for every sign; a
+/// label may be named `input` at the top level too.
+#[test]
+fn tolerances_remainders_and_an_input_label() {
+    let text = "network t(a = 7, b = -2)
+input 3x8x8
+input: conv 4 k=3
+c: conv (a/b)*b + a%b k=1
+expect params ~ 110 +- 2%
+expect params ~ 150 +- 10
+";
+    let net = dsl::compile("t.net", text, &Overrides::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(net.node_by_name("input").is_some());
+    let c = net.node_by_name("c").unwrap();
+    assert_eq!(net.graph[c].shape.channels(), 7);
+    let a = analyzer::analyze(&net, analyzer::Options::default()).unwrap();
+    // conv 4 k=3: 112 params; conv 7 k=1 on 4 channels: 35.
+    assert_eq!(a.totals.params, 147);
+    let outcomes = analyzer::expect::evaluate(&a);
+    assert!(!outcomes[0].pass, "147 is not within 2% of 110");
+    assert!(outcomes[1].pass, "147 is within 10 of 150");
+    assert_eq!(outcomes[0].allowed, Some(2.2));
 }

@@ -27,6 +27,27 @@ pub const MAX_STATEMENTS: usize = 2 * MAX_OPS;
 /// error: each level takes stack, and no real network comes near it.
 pub const MAX_DEPTH: usize = 100;
 
+/// What a `meta` value must be.
+#[derive(Clone, Copy)]
+enum MetaKind {
+    Text,
+    Percent,
+    Year,
+}
+
+/// The facts a `meta` line may record (not computed: published accuracy,
+/// the paper, the year). A misspelt key is an error, as an unknown op is.
+const META_KEYS: [(&str, MetaKind); 8] = [
+    ("paper", MetaKind::Text),
+    ("year", MetaKind::Year),
+    ("dataset", MetaKind::Text),
+    ("top1", MetaKind::Percent),
+    ("top5", MetaKind::Percent),
+    ("accuracy_source", MetaKind::Text),
+    ("source", MetaKind::Text),
+    ("url", MetaKind::Text),
+];
+
 /// What the command line may change: `--set name=value` and `--input CxHxW`.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -475,6 +496,41 @@ impl<'a> Elab<'a> {
                 );
                 continue;
             }
+            let Some(&(_, kind)) = META_KEYS.iter().find(|(k, _)| *k == m.key.name) else {
+                let keys: Vec<&str> = META_KEYS.iter().map(|(k, _)| *k).collect();
+                let mut d =
+                    Diagnostic::new(format!("unknown `meta` key `{}`", m.key.name), m.key.span)
+                        .label("not a key cnncost knows")
+                        .help(format!("one of: {}", keys.join(", ")));
+                if let Some(s) = crate::suggest(&m.key.name, keys.iter().copied()) {
+                    d = d.help(format!("did you mean `{s}`?"));
+                }
+                self.diags.push(d);
+                continue;
+            };
+            let problem = match (kind, &m.value) {
+                (MetaKind::Text, ast::MetaValue::Text(_)) => None,
+                (MetaKind::Text, _) => Some("text in double quotes".to_string()),
+                (MetaKind::Percent, ast::MetaValue::Number { value, .. })
+                    if (0.0..=100.0).contains(value) =>
+                {
+                    None
+                }
+                (MetaKind::Percent, _) => Some("a percentage between 0 and 100".to_string()),
+                (MetaKind::Year, ast::MetaValue::Number { value, .. })
+                    if value.fract() == 0.0 && (1900.0..=2200.0).contains(value) =>
+                {
+                    None
+                }
+                (MetaKind::Year, _) => Some("a year such as 2016".to_string()),
+            };
+            if let Some(expected) = problem {
+                self.diags.push(
+                    Diagnostic::new(format!("`meta {}` needs {expected}", m.key.name), m.span)
+                        .label(format!("expected {expected}")),
+                );
+                continue;
+            }
             out.push((m.key.name.clone(), m.value.clone()));
         }
         out
@@ -482,7 +538,28 @@ impl<'a> Elab<'a> {
 
     fn expectations(&mut self, file: &ast::File) -> Vec<Expectation> {
         let mut out = Vec::new();
+        // `expect` lines see the network's parameters, not an op's input.
+        self.in_shape = None;
         for x in &file.expects {
+            if x.tolerance.is_some() && x.cmp != ast::Cmp::Approx {
+                self.diags.push(
+                    Diagnostic::new("a tolerance needs `~`", x.span)
+                        .label(format!(
+                            "`{}` compares exactly, with no tolerance",
+                            x.cmp.symbol()
+                        ))
+                        .help("write `expect QUANTITY ~ VALUE ± TOLERANCE`"),
+                );
+                continue;
+            }
+            if x.quantity.name == "output" && x.cmp != ast::Cmp::Eq {
+                self.diags.push(
+                    Diagnostic::new("`expect output` compares shapes with `=`", x.span)
+                        .label(format!("`{}` has no meaning for a shape", x.cmp.symbol()))
+                        .help("write e.g. `expect output = 1000` or `expect output = 512x7x7`"),
+                );
+                continue;
+            }
             let Some(&(_, quantity)) = Quantity::ALL.iter().find(|(n, _)| *n == x.quantity.name)
             else {
                 let names: Vec<&str> = Quantity::ALL.iter().map(|(n, _)| *n).collect();

@@ -263,6 +263,9 @@ fn lex_one(rest: &str) -> Result<(&str, Tok), LexError> {
     if let Some(r) = rest.strip_prefix('\n') {
         return Ok((r, Tok::Newline));
     }
+    if let Some(r) = rest.strip_prefix("+-") {
+        return Ok((r, Tok::PlusMinus));
+    }
     // Punctuation that never starts a two-character token, without nom
     // (much faster in debug builds, on inputs of 100,000 parentheses).
     let single = match rest.as_bytes().first().copied().unwrap_or(0) {

@@ -264,7 +264,7 @@ impl Parser {
                 });
                 self.end_of_statement()
             }
-            Tok::Ident(w) if w == "input" => {
+            Tok::Ident(w) if w == "input" && !matches!(self.peek_at(1), Tok::Colon) => {
                 self.bump();
                 Err(self.unexpected("the input shape CxHxW, e.g. `3x224x224`"))
             }
@@ -667,12 +667,8 @@ impl Parser {
         };
         self.bump();
         let value = self.expr()?;
-        let tolerance = if self.peek() == &Tok::PlusMinus
-            || (self.peek() == &Tok::Plus && self.peek_at(1) == &Tok::Minus)
-        {
-            if self.bump().tok == Tok::Plus {
-                self.bump();
-            }
+        let tolerance = if self.peek() == &Tok::PlusMinus {
+            self.bump();
             let value = match self.peek() {
                 Tok::Number { value, .. } => *value,
                 _ => return Err(self.unexpected("a tolerance such as `0.5%` or `1M`")),

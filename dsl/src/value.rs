@@ -211,7 +211,15 @@ fn binary(
                         if y == 0 {
                             return Err(div_zero());
                         }
-                        x.checked_rem_euclid(y)
+                        // The remainder of floor division, so that
+                        // (a/b)*b + a%b == a: it takes the divisor's sign.
+                        x.checked_rem(y).map(|r| {
+                            if r != 0 && ((r < 0) != (y < 0)) {
+                                r + y
+                            } else {
+                                r
+                            }
+                        })
                     }
                     _ => return Ok(Bool(compare(op, x as f64, y as f64))),
                 };
