@@ -279,9 +279,16 @@ fn run_analyze(args: &AnalyzeArgs) -> Result<(), Failed> {
 }
 
 /// `.net` files under the given paths, directories searched recursively,
-/// in sorted order.
-fn net_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failed> {
+/// in sorted order; then, with `all_zoo`, every network of the zoo.
+fn net_files(paths: &[PathBuf], all_zoo: bool) -> Result<Vec<PathBuf>, Failed> {
     let mut out = Vec::new();
+    if all_zoo {
+        out.extend(
+            zoo::ZOO
+                .iter()
+                .map(|(n, _)| PathBuf::from(format!("zoo/{n}.net"))),
+        );
+    }
     for p in paths {
         if p.is_dir() {
             let mut stack = vec![p.clone()];
@@ -319,14 +326,7 @@ fn net_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failed> {
 }
 
 fn run_check(paths: &[PathBuf], all_zoo: bool, net_args: &NetArgs) -> Result<(), Failed> {
-    let mut files = net_files(paths)?;
-    if all_zoo {
-        files.extend(
-            zoo::ZOO
-                .iter()
-                .map(|(n, _)| PathBuf::from(format!("zoo/{n}.net"))),
-        );
-    }
+    let files = net_files(paths, all_zoo)?;
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
         let Ok(net) = load(file, net_args) else {
@@ -429,14 +429,7 @@ fn run_zoo(markdown: bool) -> Result<(), Failed> {
 }
 
 fn run_compare(paths: &[PathBuf], all_zoo: bool, plot: Option<&Path>) -> Result<(), Failed> {
-    let mut files = net_files(paths)?;
-    if all_zoo {
-        files.extend(
-            zoo::ZOO
-                .iter()
-                .map(|(n, _)| PathBuf::from(format!("zoo/{n}.net"))),
-        );
-    }
+    let files = net_files(paths, all_zoo)?;
     let mut entries = Vec::new();
     for f in &files {
         let net = load(f, &NetArgs::default())?;

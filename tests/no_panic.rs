@@ -65,9 +65,10 @@ fn config(cases: u32, seed: u64) -> Config {
     }
 }
 
-/// Words of the language (keywords, ops, arguments), numbers at the edges,
-/// shapes and punctuation: random sequences of these reach the parser's
-/// corners much more often than random bytes do.
+/// Words of the language (keywords, arguments; the ops come from
+/// `dsl::ops::OP_NAMES`), numbers at the edges, shapes and punctuation:
+/// random sequences of these reach the parser's corners much more often than
+/// random bytes do.
 const VOCABULARY: &[&str] = &[
     "network",
     "input",
@@ -87,27 +88,6 @@ const VOCABULARY: &[&str] = &[
     "c",
     "h",
     "w",
-    "conv",
-    "linear",
-    "fc",
-    "maxpool",
-    "avgpool",
-    "gap",
-    "adaptive_avgpool",
-    "bn",
-    "lrn",
-    "dropout",
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "selu",
-    "gelu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "flatten",
-    "identity",
     "k=",
     "s=",
     "p=",
@@ -192,6 +172,14 @@ const VOCABULARY: &[&str] = &[
     "\n",
 ];
 
+fn vocabulary() -> Vec<&'static str> {
+    VOCABULARY
+        .iter()
+        .chain(dsl::ops::OP_NAMES.iter())
+        .copied()
+        .collect()
+}
+
 /// A prologue that parses, so that token soups also reach elaboration.
 const PROLOGUE: &str =
     "network t(n = 2)\ninput 3x16x16\ndefine blk(c, s = 1) { conv c k=3 s=s p=1 | relu }\n";
@@ -199,7 +187,7 @@ const PROLOGUE: &str =
 fn token_soup() -> impl Strategy<Value = String> {
     (
         any::<bool>(),
-        prop::collection::vec((prop::sample::select(VOCABULARY), any::<bool>()), 0..60),
+        prop::collection::vec((prop::sample::select(vocabulary()), any::<bool>()), 0..60),
     )
         .prop_map(|(prologue, tokens)| {
             let mut text = if prologue {
