@@ -27,6 +27,16 @@ pub const MAX_STATEMENTS: usize = 2 * MAX_OPS;
 /// error: each level takes stack, and no real network comes near it.
 pub const MAX_DEPTH: usize = 100;
 
+/// Completes an "unknown word" error: the words that are known, and the
+/// closest one if it is close enough to be a typo.
+fn unknown_word(d: Diagnostic, word: &str, known: &[&str]) -> Diagnostic {
+    let d = d.help(format!("one of: {}", known.join(", ")));
+    match crate::suggest(word, known.iter().copied()) {
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None => d,
+    }
+}
+
 /// What a `meta` value must be.
 #[derive(Clone, Copy)]
 enum MetaKind {
@@ -497,15 +507,12 @@ impl<'a> Elab<'a> {
                 continue;
             }
             let Some(&(_, kind)) = META_KEYS.iter().find(|(k, _)| *k == m.key.name) else {
-                let keys: Vec<&str> = META_KEYS.iter().map(|(k, _)| *k).collect();
-                let mut d =
+                self.diags.push(unknown_word(
                     Diagnostic::new(format!("unknown `meta` key `{}`", m.key.name), m.key.span)
-                        .label("not a key cnncost knows")
-                        .help(format!("one of: {}", keys.join(", ")));
-                if let Some(s) = crate::suggest(&m.key.name, keys.iter().copied()) {
-                    d = d.help(format!("did you mean `{s}`?"));
-                }
-                self.diags.push(d);
+                        .label("not a key cnncost knows"),
+                    &m.key.name,
+                    &META_KEYS.map(|(k, _)| k),
+                ));
                 continue;
             };
             let problem = match (kind, &m.value) {
@@ -562,17 +569,15 @@ impl<'a> Elab<'a> {
             }
             let Some(&(_, quantity)) = Quantity::ALL.iter().find(|(n, _)| *n == x.quantity.name)
             else {
-                let names: Vec<&str> = Quantity::ALL.iter().map(|(n, _)| *n).collect();
-                let mut d = Diagnostic::new(
-                    format!("unknown quantity `{}`", x.quantity.name),
-                    x.quantity.span,
-                )
-                .label("not something `expect` can check")
-                .help(format!("one of: {}", names.join(", ")));
-                if let Some(s) = crate::suggest(&x.quantity.name, names.iter().copied()) {
-                    d = d.help(format!("did you mean `{s}`?"));
-                }
-                self.diags.push(d);
+                self.diags.push(unknown_word(
+                    Diagnostic::new(
+                        format!("unknown quantity `{}`", x.quantity.name),
+                        x.quantity.span,
+                    )
+                    .label("not something `expect` can check"),
+                    &x.quantity.name,
+                    &Quantity::ALL.map(|(n, _)| n),
+                ));
                 continue;
             };
             let value = match (&x.value.kind, quantity) {
