@@ -1,0 +1,1 @@
+//! Ops candle 0.11 lacks or gets wrong, as candle custom ops with a backward.
