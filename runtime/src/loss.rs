@@ -1,0 +1,62 @@
+//! The training loss: cross-entropy (with optional label smoothing) on the
+//! main output, plus the auxiliary heads' cross-entropies weighted as
+//! GoogLeNet's (0.3 by default).
+
+use crate::model::Outputs;
+use candle_core::{Tensor, D};
+
+/// Mean cross-entropy of `logits` (N, K) against class indices `labels`
+/// (N, u32). With smoothing e the target is (1-e) on the label plus e/K on
+/// every class, as PyTorch's `label_smoothing`.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor, smoothing: f64) -> candle_core::Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let nll = candle_nn::loss::nll(&log_p, labels)?;
+    if smoothing == 0.0 {
+        return Ok(nll);
+    }
+    let k = logits.dim(D::Minus1)? as f64;
+    let uniform = (log_p.sum(D::Minus1)?.mean_all()?.neg()? / k)?;
+    (nll * (1.0 - smoothing))? + (uniform * smoothing)?
+}
+
+/// CE(main) + aux_weight * sum of CE(head) over the heads.
+pub fn training_loss(
+    out: &Outputs,
+    labels: &Tensor,
+    aux_weight: f64,
+    smoothing: f64,
+) -> candle_core::Result<Tensor> {
+    let mut loss = cross_entropy(&out.main, labels, smoothing)?;
+    for head in &out.heads {
+        loss = (loss + (cross_entropy(head, labels, smoothing)? * aux_weight)?)?;
+    }
+    Ok(loss)
+}
+
+/// How many of `logits`' rows have their largest value at the label, and
+/// how many have the label among their `k` largest.
+pub fn correct_top1_topk(logits: &Tensor, labels: &[u32], k: usize) -> candle_core::Result<(usize, usize)> {
+    let rows: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+    let mut top1 = 0;
+    let mut topk = 0;
+    for (row, &label) in rows.iter().zip(labels) {
+        let mine = row[label as usize];
+        if mine.is_nan() {
+            continue;
+        }
+        // The label's place in a stable sort by score: classes scoring
+        // higher, and equal ones listed before it (argmax picks the first).
+        let rank = row
+            .iter()
+            .enumerate()
+            .filter(|&(j, &v)| v > mine || (v == mine && j < label as usize))
+            .count();
+        if rank == 0 {
+            top1 += 1;
+        }
+        if rank < k {
+            topk += 1;
+        }
+    }
+    Ok((top1, topk))
+}

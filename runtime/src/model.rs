@@ -1,0 +1,512 @@
+//! The lowering: an elaborated network becomes a list of steps over candle
+//! tensors, with its weights and buffers under the IR's dotted names.
+//!
+//! One `match` over `Op` (in `Model::run_step`) says how each op runs
+//! forward; the backward comes from candle's autodiff, through our own
+//! kernels (`crate::kernels`) where candle lacks an op or gets its gradient
+//! wrong.
+
+use crate::init::initial_value;
+use crate::kernels::{self, Conv2dGeometry, Pool2dGeometry, PoolMode};
+use candle_core::{DType, Device, Tensor, Var, D};
+use dsl::ir::{Activation, Network, Op, Padding, PoolKind, Shape, TensorKind};
+use rand::Rng;
+
+/// Training or evaluation: BN statistics and dropout differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Batch statistics (and running-statistic updates), dropout on.
+    Train,
+    /// Running statistics, dropout off.
+    Eval,
+}
+
+/// One stored tensor of the model under its state-dict name.
+#[derive(Debug)]
+pub struct NamedTensor {
+    /// `layer1.0.conv1.weight`.
+    pub name: String,
+    pub var: Var,
+    pub kind: TensorKind,
+}
+
+/// What a forward pass gives: the main output and the heads' outputs.
+pub struct Outputs {
+    pub main: Tensor,
+    /// One per `head`, in the order the heads are written.
+    pub heads: Vec<Tensor>,
+}
+
+#[derive(Debug)]
+struct Step {
+    op: Op,
+    name: String,
+    /// Steps whose outputs feed this one, in operand order.
+    inputs: Vec<usize>,
+    /// Indices into `Model::tensors` of this op's weights and buffers, in
+    /// `Op::for_each_tensor` order.
+    tensors: Vec<usize>,
+    /// How many later steps read this step's output; kept outputs (main and
+    /// heads) get one more so they are never freed.
+    readers: usize,
+}
+
+/// A network lowered to candle: steps in execution order and the tensors
+/// they own.
+pub struct Model {
+    pub name: String,
+    /// C, H, W of one input image.
+    pub input: [usize; 3],
+    /// Features of the main output (the classes of a classifier).
+    pub outputs: usize,
+    pub tensors: Vec<NamedTensor>,
+    steps: Vec<Step>,
+    main: usize,
+    heads: Vec<usize>,
+    device: Device,
+    dtype: DType,
+}
+
+/// Why a network cannot be lowered.
+#[derive(Debug)]
+pub struct LowerError(pub String);
+
+impl std::fmt::Display for LowerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for LowerError {}
+
+fn usize_of(v: u64, what: &str) -> Result<usize, LowerError> {
+    usize::try_from(v).map_err(|_| LowerError(format!("{what} {v} does not fit in memory")))
+}
+
+impl Model {
+    /// Lowers `net` and initialises every weight from `rng` (the per-op
+    /// defaults of `crate::init`), in state-dict order.
+    pub fn new(
+        net: &Network,
+        device: &Device,
+        dtype: DType,
+        rng: &mut impl Rng,
+    ) -> Result<Model, LowerError> {
+        let input = match net.input {
+            Shape::Image { c, h, w } => [
+                usize_of(c, "input channels")?,
+                usize_of(h, "input height")?,
+                usize_of(w, "input width")?,
+            ],
+            Shape::Flat(_) => return Err(LowerError("the input must be an image".into())),
+        };
+        let mut index_of = vec![usize::MAX; net.graph.node_count()];
+        let mut steps: Vec<Step> = Vec::with_capacity(net.graph.node_count());
+        let mut tensors = Vec::new();
+        for node in net.graph.node_indices() {
+            let n = &net.graph[node];
+            let inputs: Vec<usize> = net
+                .inputs(node)
+                .into_iter()
+                .map(|i| index_of[i.index()])
+                .collect();
+            let input_shape = net.input_shapes(node).first().copied();
+            for &i in &inputs {
+                steps[i].readers += 1;
+            }
+            let mut own = Vec::new();
+            if let Some(shape) = input_shape {
+                let mut specs = Vec::new();
+                n.op.for_each_tensor(shape, |suffix, dims, kind| {
+                    specs.push((suffix, dims.to_vec(), kind))
+                });
+                for (suffix, dims, kind) in specs {
+                    let dims: Vec<usize> = dims
+                        .iter()
+                        .map(|&d| usize_of(d, "a tensor dimension"))
+                        .collect::<Result<_, _>>()?;
+                    let value = initial_value(&n.op, shape, suffix, &dims, kind, device, dtype, rng)
+                        .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
+                    let var = Var::from_tensor(&value)
+                        .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
+                    own.push(tensors.len());
+                    tensors.push(NamedTensor {
+                        name: format!("{}.{suffix}", n.name),
+                        var,
+                        kind,
+                    });
+                }
+            }
+            index_of[node.index()] = steps.len();
+            steps.push(Step {
+                op: n.op.clone(),
+                name: n.name.clone(),
+                inputs,
+                tensors: own,
+                readers: 0,
+            });
+        }
+        let main = index_of[net.output.index()];
+        let heads: Vec<usize> = net.heads.iter().map(|h| index_of[h.index()]).collect();
+        steps[main].readers += 1;
+        for &h in &heads {
+            steps[h].readers += 1;
+        }
+        let outputs = usize_of(net.graph[net.output].shape.elements().unwrap_or(0), "outputs")?;
+        Ok(Model {
+            name: net.name.clone(),
+            input,
+            outputs,
+            tensors,
+            steps,
+            main,
+            heads,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The trainable tensors, in state-dict order.
+    pub fn params(&self) -> impl Iterator<Item = &NamedTensor> {
+        self.tensors.iter().filter(|t| t.kind == TensorKind::Param)
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Sets every weight and buffer from `source` by name (a checkpoint or
+    /// a state dict from elsewhere), converting dtypes. Fails on the first
+    /// tensor that is missing or has another shape, naming it; counters
+    /// (`num_batches_tracked`) may be missing. Returns the keys of `source`
+    /// that no tensor of the model took.
+    pub fn load_weights(
+        &self,
+        source: &std::collections::HashMap<String, Tensor>,
+    ) -> Result<Vec<String>, String> {
+        for t in &self.tensors {
+            let Some(value) = source.get(&t.name) else {
+                if t.kind == TensorKind::Counter {
+                    continue;
+                }
+                return Err(format!(
+                    "`{}` is missing (the network expects shape {:?})",
+                    t.name,
+                    t.var.dims()
+                ));
+            };
+            // A 0-d tensor and a 1-element one are the same counter.
+            if value.dims() != t.var.dims() && !(value.elem_count() == 1 && t.var.elem_count() == 1) {
+                return Err(format!(
+                    "`{}` has shape {:?} in the file, the network expects {:?}",
+                    t.name,
+                    value.dims(),
+                    t.var.dims()
+                ));
+            }
+            let value = value
+                .to_device(&self.device)
+                .and_then(|v| v.to_dtype(t.var.dtype()))
+                .and_then(|v| v.reshape(t.var.dims()))
+                .map_err(|e| format!("`{}`: {e}", t.name))?;
+            t.var.set(&value).map_err(|e| format!("`{}`: {e}", t.name))?;
+        }
+        let mut unused: Vec<String> = source
+            .keys()
+            .filter(|k| self.tensor(k).is_none())
+            .cloned()
+            .collect();
+        unused.sort();
+        Ok(unused)
+    }
+
+    /// Runs the network on a batch `x` of shape (N, C, H, W). In training
+    /// mode BN uses batch statistics and updates its running statistics, and
+    /// dropout draws its masks from `rng`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        rng: &mut impl Rng,
+    ) -> candle_core::Result<Outputs> {
+        let mut values: Vec<Option<Tensor>> = vec![None; self.steps.len()];
+        let mut readers: Vec<usize> = self.steps.iter().map(|s| s.readers).collect();
+        for (i, step) in self.steps.iter().enumerate() {
+            let args: Vec<&Tensor> = step
+                .inputs
+                .iter()
+                .map(|&j| values[j].as_ref().expect("an input is computed before its readers"))
+                .collect();
+            let out = self
+                .run_step(step, x, &args, mode, rng)
+                .map_err(|e| e.context(format!("in `{}` ({})", step.name, step.op.kind())))?;
+            drop(args);
+            // Free inputs nobody reads any more: peak memory follows the
+            // graph's liveness, not its size.
+            for &j in &step.inputs {
+                readers[j] -= 1;
+                if readers[j] == 0 {
+                    values[j] = None;
+                }
+            }
+            values[i] = Some(out);
+        }
+        let take = |values: &mut Vec<Option<Tensor>>, i: usize| {
+            values[i].clone().expect("outputs are kept")
+        };
+        let main = take(&mut values, self.main);
+        let heads = self.heads.iter().map(|&h| take(&mut values, h)).collect();
+        Ok(Outputs { main, heads })
+    }
+
+    fn param(&self, step: &Step, k: usize) -> &Tensor {
+        self.tensors[step.tensors[k]].var.as_tensor()
+    }
+
+    /// One op, forward. The one place that says how each op runs.
+    fn run_step(
+        &self,
+        step: &Step,
+        x: &Tensor,
+        args: &[&Tensor],
+        mode: Mode,
+        rng: &mut impl Rng,
+    ) -> candle_core::Result<Tensor> {
+        let first = || args[0];
+        Ok(match &step.op {
+            Op::Input => x.clone(),
+            Op::Conv {
+                out,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups,
+                bias,
+                ..
+            } => {
+                let (pb, pe) = match padding {
+                    Padding::Explicit(p) => {
+                        let p = [p.h as usize, p.w as usize];
+                        (p, p)
+                    }
+                    Padding::Same => {
+                        // PyTorch's 'same': the odd extra row/column goes after.
+                        let th = (dilation.h * (kernel.h - 1)) as usize;
+                        let tw = (dilation.w * (kernel.w - 1)) as usize;
+                        ([th / 2, tw / 2], [th - th / 2, tw - tw / 2])
+                    }
+                };
+                let g = Conv2dGeometry {
+                    stride: [stride.h as usize, stride.w as usize],
+                    pad_begin: pb,
+                    pad_end: pe,
+                    dilation: [dilation.h as usize, dilation.w as usize],
+                    groups: *groups as usize,
+                };
+                let y = kernels::conv2d(first(), self.param(step, 0), &g)?;
+                if *bias {
+                    let b = self.param(step, 1).reshape((1, *out as usize, 1, 1))?;
+                    y.broadcast_add(&b)?
+                } else {
+                    y
+                }
+            }
+            Op::Linear { bias, .. } => {
+                let w = self.param(step, 0);
+                let y = first().matmul(&w.t()?)?;
+                if *bias {
+                    y.broadcast_add(self.param(step, 1))?
+                } else {
+                    y
+                }
+            }
+            Op::Pool {
+                kind,
+                kernel,
+                stride,
+                padding,
+                ceil,
+                exclude_pad,
+            } => {
+                let mode = match kind {
+                    PoolKind::Max => PoolMode::Max,
+                    PoolKind::Avg => PoolMode::Avg {
+                        count_include_pad: !exclude_pad,
+                    },
+                };
+                let g = Pool2dGeometry {
+                    kernel: [kernel.h as usize, kernel.w as usize],
+                    stride: [stride.h as usize, stride.w as usize],
+                    padding: [padding.h as usize, padding.w as usize],
+                    ceil_mode: *ceil,
+                };
+                kernels::pool2d(first(), mode, &g)?
+            }
+            Op::GlobalAvgPool => first().mean_keepdim(D::Minus1)?.mean_keepdim(D::Minus2)?,
+            Op::AdaptiveAvgPool { out } => {
+                kernels::adaptive_avg_pool2d(first(), [out.h as usize, out.w as usize])?
+            }
+            Op::BatchNorm { eps, momentum, .. } => self.batch_norm(step, first(), *eps, *momentum, mode)?,
+            Op::Lrn { size, alpha, beta, k } => {
+                local_response_norm(first(), *size as usize, *alpha, *beta, *k)?
+            }
+            Op::Dropout { p } => match mode {
+                Mode::Eval => first().clone(),
+                Mode::Train => dropout(first(), *p, rng)?,
+            },
+            Op::Act(a) => activation(first(), *a)?,
+            Op::Prelu => {
+                let v = first();
+                let c = v.dim(1)?;
+                let mut dims = vec![1usize; v.rank()];
+                dims[1] = c;
+                let w = self.param(step, 0).reshape(dims)?;
+                let zeros = v.zeros_like()?;
+                (v.maximum(&zeros)? + v.minimum(&zeros)?.broadcast_mul(&w)?)?
+            }
+            Op::Flatten => first().flatten_from(1)?,
+            Op::Identity => first().clone(),
+            Op::Concat => Tensor::cat(args, 1)?,
+            Op::Add => {
+                let mut sum = args[0].clone();
+                for a in &args[1..] {
+                    sum = (sum + *a)?;
+                }
+                sum
+            }
+            Op::ZeroPad { out, stride } => {
+                let v = first();
+                let s = *stride as usize;
+                let v = if s > 1 {
+                    let (_, _, h, w) = v.dims4()?;
+                    let rows: Vec<u32> = (0..h).step_by(s).map(|i| i as u32).collect();
+                    let cols: Vec<u32> = (0..w).step_by(s).map(|i| i as u32).collect();
+                    let rows = Tensor::new(rows.as_slice(), v.device())?;
+                    let cols = Tensor::new(cols.as_slice(), v.device())?;
+                    v.index_select(&rows, 2)?.index_select(&cols, 3)?
+                } else {
+                    v.clone()
+                };
+                let c = v.dim(1)?;
+                let extra = *out as usize - c;
+                v.pad_with_zeros(1, extra / 2, extra - extra / 2)?
+            }
+        })
+    }
+
+    /// Batch normalisation over every axis but the channels (BN2d on images,
+    /// BN1d on flat features), as PyTorch: training normalises with the
+    /// biased batch variance and moves the running variance with the
+    /// unbiased one.
+    fn batch_norm(
+        &self,
+        step: &Step,
+        v: &Tensor,
+        eps: f64,
+        momentum: f64,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let c = v.dim(1)?;
+        let mut bshape = vec![1usize; v.rank()];
+        bshape[1] = c;
+        let weight = self.param(step, 0).reshape(bshape.clone())?;
+        let bias = self.param(step, 1).reshape(bshape.clone())?;
+        let running_mean = &self.tensors[step.tensors[2]].var;
+        let running_var = &self.tensors[step.tensors[3]].var;
+        let counter = &self.tensors[step.tensors[4]].var;
+        let (mean, var) = match mode {
+            Mode::Eval => (
+                running_mean.as_tensor().reshape(bshape.clone())?,
+                running_var.as_tensor().reshape(bshape.clone())?,
+            ),
+            Mode::Train => {
+                // (N, C, rest) so one reduction covers batch and space.
+                let n = v.dim(0)?;
+                let flat = v.reshape((n, c, v.elem_count() / (n * c)))?;
+                let count = flat.dim(0)? * flat.dim(2)?;
+                let mean = flat.mean_keepdim(2)?.mean_keepdim(0)?;
+                let centred = flat.broadcast_sub(&mean)?;
+                let var = centred.sqr()?.mean_keepdim(2)?.mean_keepdim(0)?;
+                let unbiased = if count > 1 {
+                    (var.detach() * (count as f64 / (count - 1) as f64))?
+                } else {
+                    var.detach()
+                };
+                let m = momentum;
+                running_mean.set(
+                    &((running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?,
+                )?;
+                running_var.set(
+                    &((running_var.as_tensor() * (1.0 - m))? + (unbiased.flatten_all()? * m)?)?,
+                )?;
+                counter.set(&(counter.as_tensor() + 1.0)?)?;
+                (mean.reshape(bshape.clone())?, var.reshape(bshape.clone())?)
+            }
+        };
+        let inv_std = (var + eps)?.sqrt()?.recip()?;
+        v.broadcast_sub(&mean)?
+            .broadcast_mul(&(inv_std.broadcast_mul(&weight))?)?
+            .broadcast_add(&bias)
+    }
+}
+
+/// AlexNet's local response normalisation across channels, as PyTorch's
+/// `LocalResponseNorm`: b = a / (k + alpha/size * sum of a^2 over `size`
+/// neighbouring channels)^beta, the window zero-padded at the ends.
+pub fn local_response_norm(
+    x: &Tensor,
+    size: usize,
+    alpha: f64,
+    beta: f64,
+    k: f64,
+) -> candle_core::Result<Tensor> {
+    let c = x.dim(1)?;
+    let sq = x.sqr()?.pad_with_zeros(1, size / 2, (size - 1) / 2)?;
+    let mut sum = sq.narrow(1, 0, c)?;
+    for i in 1..size {
+        sum = (sum + sq.narrow(1, i, c)?)?;
+    }
+    let denom = ((sum * (alpha / size as f64))? + k)?.powf(beta)?;
+    x / denom
+}
+
+/// Inverted dropout: zero each element with probability `p`, scale the rest
+/// by 1/(1-p), masks from our seeded RNG.
+pub fn dropout(x: &Tensor, p: f64, rng: &mut impl Rng) -> candle_core::Result<Tensor> {
+    if p <= 0.0 {
+        return Ok(x.clone());
+    }
+    if p >= 1.0 {
+        return x.zeros_like();
+    }
+    let scale = 1.0 / (1.0 - p);
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale as f32 })
+        .collect();
+    let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+    x * mask
+}
+
+/// SELU's constants, as PyTorch (Klambauer et al. 2017).
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
+pub fn activation(x: &Tensor, a: Activation) -> candle_core::Result<Tensor> {
+    match a {
+        Activation::Relu => x.relu(),
+        Activation::LeakyRelu { slope } => candle_nn::ops::leaky_relu(x, slope),
+        Activation::Elu { alpha } => x.elu(alpha),
+        Activation::Selu => x.elu(SELU_ALPHA)? * SELU_SCALE,
+        Activation::Gelu => x.gelu_erf(),
+        Activation::Sigmoid => candle_nn::ops::sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Softmax => candle_nn::ops::softmax(x, 1),
+    }
+}

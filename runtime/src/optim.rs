@@ -1,0 +1,194 @@
+//! Optimisers with PyTorch's update rules and state we can checkpoint
+//! (candle's SGD has no momentum or weight decay, and its AdamW keeps its
+//! state private).
+//!
+//! - SGD: g = grad + wd*p; buf = g on the first step, else momentum*buf + g;
+//!   the step is buf, or g + momentum*buf with Nesterov; p -= lr*step.
+//! - Adam: L2 decay added to the gradient; AdamW: p *= 1 - lr*wd first
+//!   (decoupled, Loshchilov and Hutter). Both: m, v with bias correction,
+//!   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), as PyTorch.
+
+use crate::model::Model;
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+impl OptimizerKind {
+    pub const NAMES: [(&'static str, OptimizerKind); 3] = [
+        ("sgd", OptimizerKind::Sgd),
+        ("adam", OptimizerKind::Adam),
+        ("adamw", OptimizerKind::Adamw),
+    ];
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, k)| *k == self).map_or("?", |(n, _)| n)
+    }
+}
+
+/// An optimiser's settings (the learning rate comes from the schedule).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerSettings {
+    pub kind: OptimizerKind,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+}
+
+/// The names of a parameter's state tensors in a checkpoint.
+fn state_names(kind: OptimizerKind) -> &'static [&'static str] {
+    match kind {
+        OptimizerKind::Sgd => &["momentum_buffer"],
+        OptimizerKind::Adam | OptimizerKind::Adamw => &["exp_avg", "exp_avg_sq"],
+    }
+}
+
+pub struct Optimizer {
+    pub settings: OptimizerSettings,
+    /// Steps taken (Adam's t).
+    pub steps: u64,
+    /// Per parameter name, its state tensors (see `state_names`).
+    state: HashMap<String, Vec<Tensor>>,
+}
+
+impl Optimizer {
+    pub fn new(settings: OptimizerSettings) -> Optimizer {
+        Optimizer {
+            settings,
+            steps: 0,
+            state: HashMap::new(),
+        }
+    }
+
+    /// One update of every parameter that has a gradient. `grads[i]` is the
+    /// gradient of the i-th of `model.params()`.
+    pub fn step(
+        &mut self,
+        model: &Model,
+        grads: &[Option<Tensor>],
+        lr: f64,
+    ) -> candle_core::Result<()> {
+        self.steps += 1;
+        let s = self.settings.clone();
+        let t = self.steps as i32;
+        for (param, grad) in model.params().zip(grads) {
+            let Some(grad) = grad else { continue };
+            let p = param.var.as_tensor().detach();
+            let grad = grad.detach();
+            let state = self.state.get(&param.name);
+            let (new_p, new_state) = match s.kind {
+                OptimizerKind::Sgd => {
+                    let g = if s.weight_decay != 0.0 {
+                        (&grad + (&p * s.weight_decay)?)?
+                    } else {
+                        grad
+                    };
+                    if s.momentum != 0.0 {
+                        let buf = match state {
+                            Some(st) => ((&st[0] * s.momentum)? + &g)?,
+                            None => g.clone(),
+                        };
+                        let step = if s.nesterov {
+                            (&g + (&buf * s.momentum)?)?
+                        } else {
+                            buf.clone()
+                        };
+                        ((&p - (step * lr)?)?, vec![buf])
+                    } else {
+                        ((&p - (g * lr)?)?, vec![])
+                    }
+                }
+                OptimizerKind::Adam | OptimizerKind::Adamw => {
+                    let (b1, b2) = s.betas;
+                    let mut p = p;
+                    let mut g = grad;
+                    if s.weight_decay != 0.0 {
+                        if s.kind == OptimizerKind::Adamw {
+                            p = (&p * (1.0 - lr * s.weight_decay))?;
+                        } else {
+                            g = (&g + (&p * s.weight_decay)?)?;
+                        }
+                    }
+                    let (m, v) = match state {
+                        Some(st) => (
+                            ((&st[0] * b1)? + (&g * (1.0 - b1))?)?,
+                            ((&st[1] * b2)? + (g.sqr()? * (1.0 - b2))?)?,
+                        ),
+                        None => ((&g * (1.0 - b1))?, (g.sqr()? * (1.0 - b2))?),
+                    };
+                    let bc1 = 1.0 - b1.powi(t);
+                    let bc2 = 1.0 - b2.powi(t);
+                    let denom = ((v.sqrt()? / bc2.sqrt())? + s.eps)?;
+                    let update = ((&m / denom)? * (lr / bc1))?;
+                    ((&p - update)?, vec![m, v])
+                }
+            };
+            param.var.set(&new_p)?;
+            if !new_state.is_empty() {
+                self.state.insert(param.name.clone(), new_state);
+            }
+        }
+        Ok(())
+    }
+
+    /// The state as named tensors: `optim.<param>.<momentum_buffer|exp_avg|exp_avg_sq>`.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let names = state_names(self.settings.kind);
+        let mut out: Vec<(String, Tensor)> = self
+            .state
+            .iter()
+            .flat_map(|(param, ts)| {
+                ts.iter()
+                    .zip(names)
+                    .map(move |(t, n)| (format!("optim.{param}.{n}"), t.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Restores the state saved by `state_tensors` from `tensors` (the
+    /// other keys are ignored); every parameter's state must be whole.
+    pub fn load_state(
+        &mut self,
+        model: &Model,
+        tensors: &HashMap<String, Tensor>,
+        steps: u64,
+    ) -> Result<(), String> {
+        self.steps = steps;
+        self.state.clear();
+        let names = state_names(self.settings.kind);
+        for p in model.params() {
+            let found: Vec<Option<&Tensor>> = names
+                .iter()
+                .map(|n| tensors.get(&format!("optim.{}.{n}", p.name)))
+                .collect();
+            if found.iter().all(Option::is_none) {
+                continue;
+            }
+            let mut state = Vec::new();
+            for (t, n) in found.into_iter().zip(names) {
+                let t = t.ok_or_else(|| format!("optim.{}.{n} is missing", p.name))?;
+                if t.dims() != p.var.dims() {
+                    return Err(format!(
+                        "optim.{}.{n} has shape {:?}, the parameter has {:?}",
+                        p.name,
+                        t.dims(),
+                        p.var.dims()
+                    ));
+                }
+                state.push(t.clone());
+            }
+            self.state.insert(p.name.clone(), state);
+        }
+        Ok(())
+    }
+}

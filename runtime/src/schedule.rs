@@ -1,0 +1,151 @@
+//! Learning-rate schedules, evaluated per step (candle has none).
+//!
+//! Epoch-based schedules (`step`, `multistep`) change the rate at epoch
+//! boundaries, as PyTorch's schedulers stepped once per epoch; `cosine` and
+//! `onecycle` move every step (PyTorch's `OneCycleLR` formula, cosine
+//! annealing). A linear warmup multiplies any of them over its first steps.
+
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Constant,
+    Step,
+    Multistep,
+    Cosine,
+    Onecycle,
+}
+
+impl ScheduleKind {
+    pub const NAMES: [(&'static str, ScheduleKind); 5] = [
+        ("constant", ScheduleKind::Constant),
+        ("step", ScheduleKind::Step),
+        ("multistep", ScheduleKind::Multistep),
+        ("cosine", ScheduleKind::Cosine),
+        ("onecycle", ScheduleKind::Onecycle),
+    ];
+}
+
+/// A schedule's settings (see `TrainConfig` for their meaning and defaults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    pub kind: ScheduleKind,
+    /// The base rate (`onecycle`: the peak).
+    pub lr: f64,
+    pub gamma: f64,
+    pub step_size: u64,
+    pub milestones: Vec<u64>,
+    pub min_lr: f64,
+    pub pct_start: f64,
+    pub div_factor: f64,
+    pub final_div_factor: f64,
+    pub warmup_epochs: f64,
+}
+
+/// PyTorch's `_annealing_cos`: from `start` at pct 0 to `end` at pct 1.
+fn annealing_cos(start: f64, end: f64, pct: f64) -> f64 {
+    end + (start - end) / 2.0 * ((PI * pct).cos() + 1.0)
+}
+
+impl Schedule {
+    /// The rate for step `step` (0-based) of a run of `total` steps with
+    /// `per_epoch` steps per epoch.
+    pub fn lr_at(&self, step: u64, per_epoch: u64, total: u64) -> f64 {
+        let per_epoch = per_epoch.max(1);
+        let total = total.max(1);
+        let epoch = step / per_epoch;
+        let base = match self.kind {
+            ScheduleKind::Constant => self.lr,
+            ScheduleKind::Step => {
+                let k = epoch / self.step_size.max(1);
+                self.lr * self.gamma.powi(k.min(i32::MAX as u64) as i32)
+            }
+            ScheduleKind::Multistep => {
+                let k = self.milestones.iter().filter(|&&m| m <= epoch).count();
+                self.lr * self.gamma.powi(k as i32)
+            }
+            ScheduleKind::Cosine => {
+                let t = (step as f64 / total as f64).min(1.0);
+                self.min_lr + (self.lr - self.min_lr) * (1.0 + (PI * t).cos()) / 2.0
+            }
+            ScheduleKind::Onecycle => {
+                let initial = self.lr / self.div_factor;
+                let min = initial / self.final_div_factor;
+                let up_end = self.pct_start * total as f64 - 1.0;
+                let down_end = total as f64 - 1.0;
+                let s = step as f64;
+                if s <= up_end {
+                    annealing_cos(initial, self.lr, if up_end > 0.0 { s / up_end } else { 1.0 })
+                } else {
+                    let pct = ((s - up_end) / (down_end - up_end).max(1e-12)).min(1.0);
+                    annealing_cos(self.lr, min, pct)
+                }
+            }
+        };
+        let warmup = (self.warmup_epochs * per_epoch as f64).round();
+        if warmup > 0.0 && (step as f64) < warmup {
+            base * (step as f64 + 1.0) / warmup
+        } else {
+            base
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sched(kind: ScheduleKind) -> Schedule {
+        Schedule {
+            kind,
+            lr: 0.1,
+            gamma: 0.1,
+            step_size: 2,
+            milestones: vec![3, 5],
+            min_lr: 0.0,
+            pct_start: 0.25,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+            warmup_epochs: 0.0,
+        }
+    }
+
+    #[test]
+    fn step_and_multistep_change_at_epoch_boundaries() {
+        let s = sched(ScheduleKind::Step);
+        // 10 steps per epoch, step_size 2: epochs 0-1 at 0.1, 2-3 at 0.01.
+        assert_eq!(s.lr_at(19, 10, 100), 0.1);
+        assert!((s.lr_at(20, 10, 100) - 0.01).abs() < 1e-15);
+        let m = sched(ScheduleKind::Multistep);
+        assert_eq!(m.lr_at(29, 10, 100), 0.1);
+        assert!((m.lr_at(30, 10, 100) - 0.01).abs() < 1e-15);
+        assert!((m.lr_at(50, 10, 100) - 0.001).abs() < 1e-15);
+    }
+
+    #[test]
+    fn onecycle_follows_pytorch() {
+        // PyTorch OneCycleLR(max_lr=0.1, total_steps=100, pct_start=0.25):
+        // starts at max_lr/25 = 0.004, peaks at step 24 (0.25*100 - 1), ends
+        // at 0.004/1e4 = 4e-7 on the last step.
+        let s = sched(ScheduleKind::Onecycle);
+        assert!((s.lr_at(0, 10, 100) - 0.004).abs() < 1e-15);
+        assert!((s.lr_at(24, 10, 100) - 0.1).abs() < 1e-15);
+        assert!((s.lr_at(99, 10, 100) - 4e-7).abs() < 1e-15);
+        // Half-way up the cosine: the mean of start and peak.
+        assert!((s.lr_at(12, 10, 100) - 0.052).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_and_warmup() {
+        let c = sched(ScheduleKind::Cosine);
+        assert_eq!(c.lr_at(0, 10, 100), 0.1);
+        assert!((c.lr_at(50, 10, 100) - 0.05).abs() < 1e-15);
+        let mut w = sched(ScheduleKind::Constant);
+        w.warmup_epochs = 1.0;
+        assert!((w.lr_at(0, 10, 100) - 0.01).abs() < 1e-15);
+        assert!((w.lr_at(9, 10, 100) - 0.1).abs() < 1e-15);
+        assert_eq!(w.lr_at(10, 10, 100), 0.1);
+    }
+}
