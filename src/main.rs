@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod compare;
+mod run;
 mod zoo;
 
 const ABOUT: &str = "Static cost analysis of convolutional networks written in the .net language";
@@ -37,7 +38,10 @@ Examples:
   cnncost graph zoo/resnet50.net | dot -Tsvg > resnet50.svg
   cnncost zoo                      (the built-in networks; a zoo name works as a FILE)
   cnncost weights resnet18         (every state-dict name, shape and kind)
-  cnncost compare --zoo --plot zoo.svg";
+  cnncost compare --zoo --plot zoo.svg
+  cnncost train lenet5 --data mnist:../shared/data/mnist --epochs 2
+  cnncost eval lenet5 --weights runs/lenet5 --data mnist:../shared/data/mnist
+  cnncost predict lenet5 --weights runs/lenet5 digit.png";
 
 #[derive(Parser)]
 #[command(
@@ -114,6 +118,24 @@ enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// Train a network on a dataset (checkpoints, metrics, resume)
+    #[command(long_about = run::TRAIN_ABOUT)]
+    Train(run::TrainArgs),
+    /// Evaluate weights on a dataset's test split: top-1, top-5, per class, confusion
+    #[command(long_about = "Evaluate a checkpoint (or a state dict from elsewhere, \
+        with --mean and --std) on the test split of a dataset: top-1 and top-5 \
+        accuracy, mean loss, per-class accuracy and the confusion matrix. \
+        --format json prints {\"top1\", \"top5\", \"loss\", \"images\", \"classes\", \
+        \"per_class\", \"confusion\"}.\n\n\
+        Example: cnncost eval lenet5 --weights runs/lenet5 --data mnist:../shared/data/mnist")]
+    Eval(run::EvalArgs),
+    /// Classify images with trained weights: the top classes with probabilities
+    #[command(long_about = "Classify image files (JPEG or PNG) with a checkpoint: \
+        each image is resized (short side, then a centre crop) to the network's \
+        input, normalised with the checkpoint's statistics (or --mean/--std), and \
+        the top classes are printed with their softmax probabilities.\n\n\
+        Example: cnncost predict cifar_small --weights runs/cifar_small cat.png")]
+    Predict(run::PredictArgs),
     /// Write the network's graph in Graphviz DOT (render with `dot -Tsvg`)
     Graph {
         /// The .net file or zoo name
@@ -125,13 +147,13 @@ enum Command {
 
 /// Options that change the network itself.
 #[derive(Args, Clone, Default)]
-struct NetArgs {
+pub struct NetArgs {
     /// Override a network parameter: `--set classes=10` (repeatable)
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
-    set: Vec<(String, Value)>,
+    pub set: Vec<(String, Value)>,
     /// Override the input shape, e.g. `--input 3x32x32`
     #[arg(long, value_name = "CxHxW", value_parser = parse_input)]
-    input: Option<[u64; 3]>,
+    pub input: Option<[u64; 3]>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -503,6 +525,9 @@ fn main() -> ExitCode {
             inference,
             net,
         }) => run_weights(file, *inference, net),
+        Some(Command::Train(args)) => run::run_train(args),
+        Some(Command::Eval(args)) => run::run_eval(args),
+        Some(Command::Predict(args)) => run::run_predict(args),
         Some(Command::Graph { file, net }) => load(file, net).and_then(|n| emit(&render::dot(&n))),
         None => run_analyze(&cli.analyze),
     };

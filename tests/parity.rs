@@ -10,10 +10,10 @@
 //! the largest absolute difference over the reference's largest magnitude.
 
 use candle_core::{DType, Device, Tensor};
-use runtime::loss::training_loss;
-use runtime::model::{Model, Mode};
-use runtime::optim::{Optimizer, OptimizerKind, OptimizerSettings};
 use rand::SeedableRng;
+use runtime::loss::training_loss;
+use runtime::model::{Mode, Model};
+use runtime::optim::{Optimizer, OptimizerKind, OptimizerSettings};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -39,18 +39,35 @@ fn model(net_path: &str, weights: &HashMap<String, Tensor>) -> Model {
     let unused = m.load_weights(weights).unwrap();
     // Everything in the fixture is either ours or a reference.
     let stray: Vec<&String> = unused.iter().filter(|k| !k.starts_with("ref.")).collect();
-    assert!(stray.is_empty(), "{net_path}: tensors the network has no place for: {stray:?}");
+    assert!(
+        stray.is_empty(),
+        "{net_path}: tensors the network has no place for: {stray:?}"
+    );
     m
 }
 
-
 /// max |got - want| / max |want|.
 fn relative_error(got: &Tensor, want: &Tensor) -> f64 {
-    let got: Vec<f64> = got.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
-    let want: Vec<f64> = want.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
+    let got: Vec<f64> = got
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let want: Vec<f64> = want
+        .flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     assert_eq!(got.len(), want.len(), "element counts differ");
     let scale = want.iter().fold(0f64, |a, b| a.max(b.abs())).max(1e-12);
-    let diff = got.iter().zip(&want).fold(0f64, |a, (g, w)| a.max((g - w).abs()));
+    let diff = got
+        .iter()
+        .zip(&want)
+        .fold(0f64, |a, (g, w)| a.max((g - w).abs()));
     diff / scale
 }
 
@@ -68,7 +85,12 @@ fn check_eval(net: &str, f: &HashMap<String, Tensor>) {
     let m = model(net, f);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let out = m.forward(&f["ref.input"], Mode::Eval, &mut rng).unwrap();
-    assert_close(&format!("{net}: eval logits"), &out.main, &f["ref.logits_eval"], OUTPUT_TOL);
+    assert_close(
+        &format!("{net}: eval logits"),
+        &out.main,
+        &f["ref.logits_eval"],
+        OUTPUT_TOL,
+    );
 }
 
 /// The "grad mode" references: logits, loss, every gradient and (in train
@@ -77,13 +99,28 @@ fn check_grad_mode(net: &str, f: &HashMap<String, Tensor>, mode: Mode) {
     let m = model(net, f);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let out = m.forward(&f["ref.input"], mode, &mut rng).unwrap();
-    assert_close(&format!("{net}: logits"), &out.main, &f["ref.logits_grad_mode"], OUTPUT_TOL);
+    assert_close(
+        &format!("{net}: logits"),
+        &out.main,
+        &f["ref.logits_grad_mode"],
+        OUTPUT_TOL,
+    );
     if let Some(aux) = f.get("ref.aux_grad_mode") {
         assert_eq!(out.heads.len(), 1, "{net}: one auxiliary head");
-        assert_close(&format!("{net}: aux logits"), &out.heads[0], aux, OUTPUT_TOL);
+        assert_close(
+            &format!("{net}: aux logits"),
+            &out.heads[0],
+            aux,
+            OUTPUT_TOL,
+        );
     }
     let loss = training_loss(&out, &labels(f), 0.3, 0.0).unwrap();
-    assert_close(&format!("{net}: loss"), &loss.reshape(1).unwrap(), &f["ref.loss"], OUTPUT_TOL);
+    assert_close(
+        &format!("{net}: loss"),
+        &loss.reshape(1).unwrap(),
+        &f["ref.loss"],
+        OUTPUT_TOL,
+    );
     let grads = loss.backward().unwrap();
     let mut checked = 0;
     for p in m.params() {
@@ -97,16 +134,30 @@ fn check_grad_mode(net: &str, f: &HashMap<String, Tensor>, mode: Mode) {
         checked += 1;
     }
     let fixture_grads = f.keys().filter(|k| k.starts_with("ref.grad.")).count();
-    assert_eq!(checked, fixture_grads, "{net}: every gradient of the fixture checked");
+    assert_eq!(
+        checked, fixture_grads,
+        "{net}: every gradient of the fixture checked"
+    );
     let mut stats = 0;
     for t in &m.tensors {
         if let Some(want) = f.get(&format!("ref.after_forward.{}", t.name)) {
-            assert_close(&format!("{net}: {} after forward", t.name), t.var.as_tensor(), want, OUTPUT_TOL);
+            assert_close(
+                &format!("{net}: {} after forward", t.name),
+                t.var.as_tensor(),
+                want,
+                OUTPUT_TOL,
+            );
             stats += 1;
         }
     }
-    let fixture_stats = f.keys().filter(|k| k.starts_with("ref.after_forward.")).count();
-    assert_eq!(stats, fixture_stats, "{net}: every BN statistic of the fixture checked");
+    let fixture_stats = f
+        .keys()
+        .filter(|k| k.starts_with("ref.after_forward."))
+        .count();
+    assert_eq!(
+        stats, fixture_stats,
+        "{net}: every BN statistic of the fixture checked"
+    );
 }
 
 #[test]
@@ -156,11 +207,19 @@ fn check_optimizer(prefix: &str, settings: OptimizerSettings, lr: f64) {
     let mut opt = Optimizer::new(settings);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     for step in 1..=2 {
-        let out = m.forward(&weights["ref.input"], Mode::Train, &mut rng).unwrap();
+        let out = m
+            .forward(&weights["ref.input"], Mode::Train, &mut rng)
+            .unwrap();
         let loss = training_loss(&out, &labels(&weights), 0.3, 0.0).unwrap();
         let grads = loss.backward().unwrap();
-        let g: Vec<Option<Tensor>> = m.params().map(|p| grads.get(p.var.as_tensor()).cloned()).collect();
-        let before: Vec<Tensor> = m.params().map(|p| p.var.as_tensor().copy().unwrap()).collect();
+        let g: Vec<Option<Tensor>> = m
+            .params()
+            .map(|p| grads.get(p.var.as_tensor()).cloned())
+            .collect();
+        let before: Vec<Tensor> = m
+            .params()
+            .map(|p| p.var.as_tensor().copy().unwrap())
+            .collect();
         opt.step(&m, &g, lr).unwrap();
         let mut checked = 0;
         for (p, before) in m.params().zip(&before) {
@@ -184,18 +243,45 @@ fn check_optimizer(prefix: &str, settings: OptimizerSettings, lr: f64) {
                     .and_modify(|s| *s = s.minimum(&grad).unwrap())
                     .or_insert(grad);
                 let keep = small.ge(1e-6).unwrap().to_dtype(DType::F32).unwrap();
-                let gap = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(f64::from(gap) <= 2.0 * lr, "{prefix}: an update is off by more than its size");
+                let gap = (&ours - &theirs)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(
+                    f64::from(gap) <= 2.0 * lr,
+                    "{prefix}: an update is off by more than its size"
+                );
                 ((&ours * &keep).unwrap(), (&theirs * &keep).unwrap())
             };
-            assert_close(&format!("{prefix} step {step}: update of {}", p.name), &ours, &theirs, GRAD_TOL);
+            // Adam scales each element by its own gradient history, so the
+            // gradients' float noise reaches the update at full size where
+            // two steps' gradients nearly cancel: twice the gradient
+            // tolerance (a missing decoupled decay, lr*wd*|p|, is still 5e-3
+            // to 1e-2 of the update for these weights).
+            let tol = if settings_kind == OptimizerKind::Sgd {
+                GRAD_TOL
+            } else {
+                2.0 * GRAD_TOL
+            };
+            assert_close(
+                &format!("{prefix} step {step}: update of {}", p.name),
+                &ours,
+                &theirs,
+                tol,
+            );
             checked += 1;
         }
         assert_eq!(checked, 59, "resnet20 has 59 parameter tensors");
         // Go on from PyTorch's weights, so step 2 checks the optimizer's
         // state rather than the drift of our step 1 within tolerance.
         for p in m.params() {
-            p.var.set(&refs[&format!("ref.{prefix}.step{step}.{}", p.name)]).unwrap();
+            p.var
+                .set(&refs[&format!("ref.{prefix}.step{step}.{}", p.name)])
+                .unwrap();
         }
     }
 }

@@ -133,9 +133,15 @@ mod tests {
         let c = load(&path).unwrap();
         assert!(c.is_ours());
         assert_eq!(c.meta_json::<u64>("epoch").unwrap(), 3);
-        assert_eq!(c.tensors["fc.bias"].to_vec1::<f32>().unwrap(), vec![1., 2., 3.]);
+        assert_eq!(
+            c.tensors["fc.bias"].to_vec1::<f32>().unwrap(),
+            vec![1., 2., 3.]
+        );
         // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         // A damaged file is an error that names it, not a panic.
         let bytes = std::fs::read(&path).unwrap();

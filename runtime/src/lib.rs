@@ -1,10 +1,19 @@
 //! The runtime: lowers the cnncost IR to candle tensor ops and trains,
 //! evaluates and predicts with it.
+//!
+//! `model` lowers a network (one `match` over the ops) with `init`'s
+//! starting values and `kernels`' custom ops; `loss`, `optim` and
+//! `schedule` make a training step; `train` runs epochs over `data`'s
+//! loaders, writing `checkpoint`s; `evaluate` scores a split or an image;
+//! `config` is the YAML of training settings.
 
 pub mod checkpoint;
+pub mod config;
+pub mod evaluate;
 pub mod init;
 pub mod kernels;
 pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod schedule;
+pub mod train;

@@ -8,7 +8,11 @@ use candle_core::{Tensor, D};
 /// Mean cross-entropy of `logits` (N, K) against class indices `labels`
 /// (N, u32). With smoothing e the target is (1-e) on the label plus e/K on
 /// every class, as PyTorch's `label_smoothing`.
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor, smoothing: f64) -> candle_core::Result<Tensor> {
+pub fn cross_entropy(
+    logits: &Tensor,
+    labels: &Tensor,
+    smoothing: f64,
+) -> candle_core::Result<Tensor> {
     let log_p = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     let nll = candle_nn::loss::nll(&log_p, labels)?;
     if smoothing == 0.0 {
@@ -35,7 +39,11 @@ pub fn training_loss(
 
 /// How many of `logits`' rows have their largest value at the label, and
 /// how many have the label among their `k` largest.
-pub fn correct_top1_topk(logits: &Tensor, labels: &[u32], k: usize) -> candle_core::Result<(usize, usize)> {
+pub fn correct_top1_topk(
+    logits: &Tensor,
+    labels: &[u32],
+    k: usize,
+) -> candle_core::Result<(usize, usize)> {
     let rows: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
     let mut top1 = 0;
     let mut topk = 0;

@@ -124,8 +124,9 @@ impl Model {
                         .iter()
                         .map(|&d| usize_of(d, "a tensor dimension"))
                         .collect::<Result<_, _>>()?;
-                    let value = initial_value(&n.op, shape, suffix, &dims, kind, device, dtype, rng)
-                        .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
+                    let value =
+                        initial_value(&n.op, shape, suffix, &dims, kind, device, dtype, rng)
+                            .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
                     let var = Var::from_tensor(&value)
                         .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
                     own.push(tensors.len());
@@ -151,7 +152,10 @@ impl Model {
         for &h in &heads {
             steps[h].readers += 1;
         }
-        let outputs = usize_of(net.graph[net.output].shape.elements().unwrap_or(0), "outputs")?;
+        let outputs = usize_of(
+            net.graph[net.output].shape.elements().unwrap_or(0),
+            "outputs",
+        )?;
         Ok(Model {
             name: net.name.clone(),
             input,
@@ -202,7 +206,8 @@ impl Model {
                 ));
             };
             // A 0-d tensor and a 1-element one are the same counter.
-            if value.dims() != t.var.dims() && !(value.elem_count() == 1 && t.var.elem_count() == 1) {
+            if value.dims() != t.var.dims() && !(value.elem_count() == 1 && t.var.elem_count() == 1)
+            {
                 return Err(format!(
                     "`{}` has shape {:?} in the file, the network expects {:?}",
                     t.name,
@@ -215,7 +220,9 @@ impl Model {
                 .and_then(|v| v.to_dtype(t.var.dtype()))
                 .and_then(|v| v.reshape(t.var.dims()))
                 .map_err(|e| format!("`{}`: {e}", t.name))?;
-            t.var.set(&value).map_err(|e| format!("`{}`: {e}", t.name))?;
+            t.var
+                .set(&value)
+                .map_err(|e| format!("`{}`: {e}", t.name))?;
         }
         let mut unused: Vec<String> = source
             .keys()
@@ -241,7 +248,11 @@ impl Model {
             let args: Vec<&Tensor> = step
                 .inputs
                 .iter()
-                .map(|&j| values[j].as_ref().expect("an input is computed before its readers"))
+                .map(|&j| {
+                    values[j]
+                        .as_ref()
+                        .expect("an input is computed before its readers")
+                })
                 .collect();
             let out = self
                 .run_step(step, x, &args, mode, rng)
@@ -353,10 +364,15 @@ impl Model {
             Op::AdaptiveAvgPool { out } => {
                 kernels::adaptive_avg_pool2d(first(), [out.h as usize, out.w as usize])?
             }
-            Op::BatchNorm { eps, momentum, .. } => self.batch_norm(step, first(), *eps, *momentum, mode)?,
-            Op::Lrn { size, alpha, beta, k } => {
-                local_response_norm(first(), *size as usize, *alpha, *beta, *k)?
+            Op::BatchNorm { eps, momentum, .. } => {
+                self.batch_norm(step, first(), *eps, *momentum, mode)?
             }
+            Op::Lrn {
+                size,
+                alpha,
+                beta,
+                k,
+            } => local_response_norm(first(), *size as usize, *alpha, *beta, *k)?,
             Op::Dropout { p } => match mode {
                 Mode::Eval => first().clone(),
                 Mode::Train => dropout(first(), *p, rng)?,
@@ -441,7 +457,8 @@ impl Model {
                 };
                 let m = momentum;
                 running_mean.set(
-                    &((running_mean.as_tensor() * (1.0 - m))? + (mean.detach().flatten_all()? * m)?)?,
+                    &((running_mean.as_tensor() * (1.0 - m))?
+                        + (mean.detach().flatten_all()? * m)?)?,
                 )?;
                 running_var.set(
                     &((running_var.as_tensor() * (1.0 - m))? + (unbiased.flatten_all()? * m)?)?,
@@ -488,7 +505,13 @@ pub fn dropout(x: &Tensor, p: f64, rng: &mut impl Rng) -> candle_core::Result<Te
     }
     let scale = 1.0 / (1.0 - p);
     let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale as f32 })
+        .map(|_| {
+            if rng.random::<f64>() < p {
+                0.0
+            } else {
+                scale as f32
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
     x * mask

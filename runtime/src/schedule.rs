@@ -77,7 +77,11 @@ impl Schedule {
                 let down_end = total as f64 - 1.0;
                 let s = step as f64;
                 if s <= up_end {
-                    annealing_cos(initial, self.lr, if up_end > 0.0 { s / up_end } else { 1.0 })
+                    annealing_cos(
+                        initial,
+                        self.lr,
+                        if up_end > 0.0 { s / up_end } else { 1.0 },
+                    )
                 } else {
                     let pct = ((s - up_end) / (down_end - up_end).max(1e-12)).min(1.0);
                     annealing_cos(self.lr, min, pct)

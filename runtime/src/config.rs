@@ -1,0 +1,221 @@
+//! Training settings: a YAML file (`--config train.yaml`), then the
+//! command line's flags over it. Unknown keys are errors, so a typo cannot
+//! silently leave a default in place.
+
+use crate::optim::{OptimizerKind, OptimizerSettings};
+use crate::schedule::{Schedule, ScheduleKind};
+use serde::{Deserialize, Serialize};
+
+/// Every training setting, with its default. docs/training.md explains each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: u64,
+    pub batch_size: usize,
+    /// Batch size for the evaluation after each epoch.
+    pub eval_batch_size: usize,
+    pub seed: u64,
+    pub optimizer: OptimizerKind,
+    /// Base (or peak, for `onecycle`) learning rate; by default 0.1 for SGD
+    /// and 0.001 for Adam and AdamW.
+    pub lr: Option<f64>,
+    pub momentum: f64,
+    pub nesterov: bool,
+    /// L2 decay for SGD and Adam, decoupled decay for AdamW; by default 5e-4
+    /// for SGD, 0 for Adam, 0.01 for AdamW (PyTorch's AdamW default).
+    pub weight_decay: Option<f64>,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub schedule: ScheduleKind,
+    /// `step` and `multistep`: the factor at each milestone.
+    pub gamma: f64,
+    /// `step`: epochs between decays.
+    pub step_size: u64,
+    /// `multistep`: the epochs at which the rate is multiplied by `gamma`.
+    pub milestones: Vec<u64>,
+    /// `cosine`: the final rate.
+    pub min_lr: f64,
+    /// `onecycle`: the fraction of steps spent warming up to the peak.
+    pub pct_start: f64,
+    /// `onecycle`: the starting rate is lr / div_factor ...
+    pub div_factor: f64,
+    /// ... and the final one that over final_div_factor.
+    pub final_div_factor: f64,
+    /// A linear warmup over this many epochs, on top of any schedule.
+    pub warmup_epochs: f64,
+    pub label_smoothing: f64,
+    /// Rescale the gradients when their global L2 norm exceeds this.
+    pub clip_grad_norm: Option<f64>,
+    /// Weight of each auxiliary head's loss (GoogLeNet's 0.3).
+    pub aux_weight: f64,
+    pub augment: AugmentConfig,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Random crop after zero-padding each side by this many pixels (0: off).
+    pub crop_padding: usize,
+    /// Random horizontal flip with probability 0.5.
+    pub flip: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 128,
+            eval_batch_size: 256,
+            seed: 0,
+            optimizer: OptimizerKind::Sgd,
+            lr: None,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: None,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            schedule: ScheduleKind::Cosine,
+            gamma: 0.1,
+            step_size: 30,
+            milestones: Vec::new(),
+            min_lr: 0.0,
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+            warmup_epochs: 0.0,
+            label_smoothing: 0.0,
+            clip_grad_norm: None,
+            aux_weight: 0.3,
+            augment: AugmentConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a YAML file; errors name the file and, from serde_yaml, the
+    /// line and column.
+    pub fn from_yaml(name: &str, text: &str) -> Result<TrainConfig, String> {
+        let c: TrainConfig = serde_yaml::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+        c.validate().map_err(|e| format!("{name}: {e}"))?;
+        Ok(c)
+    }
+
+    pub fn lr(&self) -> f64 {
+        self.lr.unwrap_or(match self.optimizer {
+            OptimizerKind::Sgd => 0.1,
+            OptimizerKind::Adam | OptimizerKind::Adamw => 1e-3,
+        })
+    }
+
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay.unwrap_or(match self.optimizer {
+            OptimizerKind::Sgd => 5e-4,
+            OptimizerKind::Adam => 0.0,
+            OptimizerKind::Adamw => 0.01,
+        })
+    }
+
+    /// Settings that make no sense, said before a run starts.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if self.epochs == 0 {
+            problems.push("`epochs` must be at least 1".to_string());
+        }
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            problems.push("batch sizes must be at least 1".to_string());
+        }
+        let lr = self.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            problems.push(format!("`lr` must be a positive number, not {lr}"));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            problems.push(format!(
+                "`momentum` must be in [0, 1), not {}",
+                self.momentum
+            ));
+        }
+        if self.nesterov && self.momentum == 0.0 {
+            problems.push("`nesterov` needs a non-zero `momentum`".to_string());
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            problems.push(format!(
+                "`label_smoothing` must be in [0, 1), not {}",
+                self.label_smoothing
+            ));
+        }
+        if !(self.pct_start > 0.0 && self.pct_start < 1.0) {
+            problems.push(format!(
+                "`pct_start` must be in (0, 1), not {}",
+                self.pct_start
+            ));
+        }
+        if let Some(c) = self.clip_grad_norm {
+            if !(c > 0.0) {
+                problems.push(format!("`clip_grad_norm` must be positive, not {c}"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    pub fn optimizer_settings(&self) -> OptimizerSettings {
+        OptimizerSettings {
+            kind: self.optimizer,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            weight_decay: self.weight_decay(),
+            betas: self.betas,
+            eps: self.eps,
+        }
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            kind: self.schedule,
+            lr: self.lr(),
+            gamma: self.gamma,
+            step_size: self.step_size,
+            milestones: self.milestones.clone(),
+            min_lr: self.min_lr,
+            pct_start: self.pct_start,
+            div_factor: self.div_factor,
+            final_div_factor: self.final_div_factor,
+            warmup_epochs: self.warmup_epochs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_sets_what_it_names_and_defaults_the_rest() {
+        let c = TrainConfig::from_yaml(
+            "t.yaml",
+            "epochs: 3\noptimizer: adamw\nschedule: onecycle\naugment:\n  flip: true\n",
+        )
+        .unwrap();
+        assert_eq!(c.epochs, 3);
+        assert_eq!(c.optimizer, OptimizerKind::Adamw);
+        assert_eq!(c.lr(), 1e-3);
+        assert_eq!(c.weight_decay(), 0.01);
+        assert!(c.augment.flip);
+        assert_eq!(c.augment.crop_padding, 0);
+        assert_eq!(c.batch_size, 128);
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_with_its_place() {
+        let e = TrainConfig::from_yaml("t.yaml", "epochs: 3\nlearning_rate: 0.1\n").unwrap_err();
+        assert!(e.contains("unknown field `learning_rate`"), "{e}");
+        assert!(e.contains("t.yaml") && e.contains("line 2"), "{e}");
+        let e = TrainConfig::from_yaml("t.yaml", "optimizer: sgdd\n").unwrap_err();
+        assert!(e.contains("sgdd"), "{e}");
+        let e = TrainConfig::from_yaml("t.yaml", "lr: -1\n").unwrap_err();
+        assert!(e.contains("`lr` must be a positive number"), "{e}");
+    }
+}

@@ -1,0 +1,93 @@
+//! Helpers shared by the kernels: the element trait, typed access to CPU storage and a
+//! tiny scoped-thread `parallel for` (rayon is not a direct dependency of this crate).
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, Layout, Result, WithDType};
+
+/// The element types the kernels support.
+pub(crate) trait Elem: WithDType {
+    const ZERO: Self;
+    const NEG_INF: Self;
+    fn is_nan(self) -> bool;
+}
+
+impl Elem for f32 {
+    const ZERO: f32 = 0.0;
+    const NEG_INF: f32 = f32::NEG_INFINITY;
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Elem for f64 {
+    const ZERO: f64 = 0.0;
+    const NEG_INF: f64 = f64::NEG_INFINITY;
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+/// The contiguous data of a tensor's storage (the wrappers make every input contiguous).
+pub(crate) fn contiguous_slice<'a, T: WithDType>(
+    op: &str,
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> Result<&'a [T]> {
+    let Some((start, end)) = l.contiguous_offsets() else {
+        bail!("{op}: expected a contiguous input, got layout {l:?}")
+    };
+    Ok(&T::cpu_storage_as_slice(s)?[start..end])
+}
+
+pub(crate) fn dtype_error<T>(op: &str, a: &CpuStorage, b: Option<&CpuStorage>) -> Result<T> {
+    match b {
+        Some(b) => bail!(
+            "{op}: expected two f32 or two f64 tensors, got {:?} and {:?}",
+            a.dtype(),
+            b.dtype()
+        ),
+        None => bail!("{op}: expected an f32 or f64 tensor, got {:?}", a.dtype()),
+    }
+}
+
+fn num_threads() -> usize {
+    candle_core::utils::get_num_threads().max(1)
+}
+
+/// Calls `f(i, row)` for every `row_len`-long row of `data`, rows split across threads in
+/// contiguous blocks (one thread when the work is below `min_par_len` elements).
+pub(crate) fn par_rows<T, F>(data: &mut [T], row_len: usize, min_par_len: usize, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    if row_len == 0 || data.is_empty() {
+        return;
+    }
+    let rows = data.len() / row_len;
+    let nt = num_threads().min(rows);
+    if nt <= 1 || data.len() < min_par_len {
+        for (i, r) in data.chunks_mut(row_len).enumerate() {
+            f(i, r)
+        }
+        return;
+    }
+    let per = rows.div_ceil(nt);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut blocks = data.chunks_mut(per * row_len).enumerate();
+        let first = blocks.next();
+        for (t, block) in blocks {
+            s.spawn(move || {
+                for (i, r) in block.chunks_mut(row_len).enumerate() {
+                    f(t * per + i, r)
+                }
+            });
+        }
+        if let Some((_, block)) = first {
+            for (i, r) in block.chunks_mut(row_len).enumerate() {
+                f(i, r)
+            }
+        }
+    });
+}

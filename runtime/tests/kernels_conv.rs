@@ -1,0 +1,329 @@
+//! conv2d: parity with candle's conv2d, a naive reference for per-axis geometry,
+//! finite-difference gradients, non-contiguous inputs, dtype errors.
+
+use candle_core::{DType, Device, Result, Tensor};
+use runtime::kernels::gradcheck::{check_gradients, weighted_sum};
+use runtime::kernels::{conv2d, Conv2dGeometry};
+
+/// Deterministic values in [-1, 1).
+fn rnd(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let n = dims.iter().product();
+    Tensor::from_vec(rnd(n, seed), dims, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn to_f64(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+/// Naive direct-loop convolution (f64) with per-axis geometry, written independently of the
+/// kernel: zero padding by bounds checks.
+fn naive_conv(x: &Tensor, w: &Tensor, g: &Conv2dGeometry) -> (Vec<f64>, [usize; 4]) {
+    let (n, c, h, wd) = x.dims4().unwrap();
+    let (o, cg, kh, kw) = w.dims4().unwrap();
+    let (xv, wv) = (to_f64(x), to_f64(w));
+    let oh = (h + g.pad_begin[0] + g.pad_end[0] - g.dilation[0] * (kh - 1) - 1) / g.stride[0] + 1;
+    let ow = (wd + g.pad_begin[1] + g.pad_end[1] - g.dilation[1] * (kw - 1) - 1) / g.stride[1] + 1;
+    let og = o / g.groups;
+    let mut y = vec![0.0; n * o * oh * ow];
+    for b in 0..n {
+        for oc in 0..o {
+            let grp = oc / og;
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0.0;
+                    for icg in 0..cg {
+                        let ic = grp * cg + icg;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
+                                    - g.pad_begin[0] as isize;
+                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
+                                    - g.pad_begin[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                acc += xv[((b * c + ic) * h + iy as usize) * wd + ix as usize]
+                                    * wv[((oc * cg + icg) * kh + ky) * kw + kx];
+                            }
+                        }
+                    }
+                    y[((b * o + oc) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    (y, [n, o, oh, ow])
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * 1f64.max(b.abs()),
+            "{what}: element {i}: got {a}, want {b}"
+        );
+    }
+}
+
+fn geom(
+    stride: [usize; 2],
+    pad_begin: [usize; 2],
+    pad_end: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+) -> Conv2dGeometry {
+    Conv2dGeometry {
+        stride,
+        pad_begin,
+        pad_end,
+        dilation,
+        groups,
+    }
+}
+
+/// (x dims, weight dims, padding, stride, dilation, groups) for square-geometry cases.
+type SquareCase = ([usize; 4], [usize; 4], usize, usize, usize, usize);
+
+const SQUARE_CASES: &[SquareCase] = &[
+    ([2, 4, 9, 11], [6, 4, 3, 3], 1, 1, 1, 1),
+    ([2, 4, 9, 11], [6, 4, 3, 3], 0, 2, 2, 1),
+    ([3, 3, 16, 16], [8, 3, 5, 5], 2, 2, 1, 1),
+    ([2, 4, 8, 7], [6, 2, 3, 3], 1, 1, 1, 2),
+    ([2, 6, 10, 10], [6, 1, 3, 3], 1, 2, 1, 6),
+    ([2, 6, 10, 10], [12, 1, 3, 3], 1, 1, 2, 6),
+    ([2, 8, 7, 7], [16, 8, 1, 1], 0, 1, 1, 1),
+    ([2, 8, 7, 7], [16, 8, 1, 1], 0, 2, 1, 1),
+    ([1, 3, 33, 31], [4, 3, 7, 7], 3, 2, 1, 1),
+    // Many samples with a tiny map: several samples per gemm chunk.
+    ([40, 5, 3, 3], [7, 5, 3, 3], 1, 1, 1, 1),
+];
+
+fn parity_with_candle(dtype: DType, tol: f64) {
+    for (i, &(xd, wd, pad, stride, dil, groups)) in SQUARE_CASES.iter().enumerate() {
+        let x = tensor(&xd, 1 + i as u64, dtype);
+        let w = tensor(&wd, 100 + i as u64, dtype);
+        let ours = conv2d(&x, &w, &Conv2dGeometry::uniform(stride, pad, dil, groups)).unwrap();
+        let theirs = x.conv2d(&w, pad, stride, dil, groups).unwrap();
+        assert_eq!(ours.dims(), theirs.dims(), "case {i}");
+        assert_eq!(ours.dtype(), dtype);
+        assert_close(
+            &to_f64(&ours),
+            &to_f64(&theirs),
+            tol,
+            &format!("case {i} {dtype:?}"),
+        );
+    }
+}
+
+#[test]
+fn conv2d_matches_candle_f32() {
+    parity_with_candle(DType::F32, 1e-5);
+}
+
+#[test]
+fn conv2d_matches_candle_f64() {
+    parity_with_candle(DType::F64, 1e-12);
+}
+
+/// Per-axis geometry candle cannot express, against the naive loop.
+fn per_axis_cases() -> Vec<([usize; 4], [usize; 4], Conv2dGeometry)> {
+    vec![
+        // Inception's 1x7 and 7x1 with padding (0, 3) / (3, 0).
+        (
+            [2, 4, 9, 9],
+            [5, 4, 1, 7],
+            geom([1, 1], [0, 3], [0, 3], [1, 1], 1),
+        ),
+        (
+            [2, 4, 9, 9],
+            [5, 4, 7, 1],
+            geom([1, 1], [3, 0], [3, 0], [1, 1], 1),
+        ),
+        // padding='same' with an even kernel: PyTorch pads (k-1)//2 before, the rest after.
+        (
+            [2, 3, 8, 9],
+            [4, 3, 2, 2],
+            geom([1, 1], [0, 0], [1, 1], [1, 1], 1),
+        ),
+        (
+            [2, 3, 8, 9],
+            [4, 3, 4, 4],
+            geom([1, 1], [1, 1], [2, 2], [1, 1], 1),
+        ),
+        // (h, w) strides, dilations and asymmetric padding, with groups.
+        (
+            [2, 6, 11, 10],
+            [6, 2, 3, 2],
+            geom([2, 1], [1, 0], [0, 2], [1, 2], 3),
+        ),
+        (
+            [1, 4, 12, 13],
+            [8, 4, 3, 5],
+            geom([1, 3], [2, 1], [0, 3], [2, 1], 1),
+        ),
+        (
+            [3, 4, 7, 9],
+            [4, 1, 3, 3],
+            geom([3, 2], [0, 2], [2, 0], [1, 1], 4),
+        ),
+    ]
+}
+
+#[test]
+fn conv2d_per_axis_geometry_matches_naive() {
+    for dtype in [DType::F32, DType::F64] {
+        let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+        for (i, (xd, wd, g)) in per_axis_cases().into_iter().enumerate() {
+            let x = tensor(&xd, 10 + i as u64, dtype);
+            let w = tensor(&wd, 20 + i as u64, dtype);
+            let ours = conv2d(&x, &w, &g).unwrap();
+            let (want, dims) = naive_conv(&x, &w, &g);
+            assert_eq!(ours.dims(), dims, "case {i}");
+            assert_close(&to_f64(&ours), &want, tol, &format!("case {i} {dtype:?}"));
+        }
+    }
+}
+
+#[test]
+fn conv2d_output_size_formula() {
+    // OH = (H + top + bottom - dil*(KH-1) - 1)/stride + 1:
+    // (10 + 1 + 2 - 2*2 - 1)/2 + 1 = 5, OW = (7 + 0 + 0 - 1*0 - 1)/3 + 1 = 3.
+    let g = geom([2, 3], [1, 0], [2, 0], [2, 1], 1);
+    assert_eq!(g.output_size([10, 7], [3, 1]).unwrap(), [5, 3]);
+    let x = Tensor::zeros((1, 1, 10, 7), DType::F32, &Device::Cpu).unwrap();
+    let w = Tensor::zeros((2, 1, 3, 1), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(conv2d(&x, &w, &g).unwrap().dims(), [1, 2, 5, 3]);
+    // A kernel larger than the padded input is an error, not a panic.
+    let w = Tensor::zeros((2, 1, 20, 1), DType::F32, &Device::Cpu).unwrap();
+    assert!(conv2d(&x, &w, &g).is_err());
+}
+
+#[test]
+fn conv2d_gradients_match_finite_differences() {
+    let mut cases = per_axis_cases();
+    cases.push((
+        [2, 4, 6, 7],
+        [6, 2, 3, 3],
+        Conv2dGeometry::uniform(2, 1, 1, 2),
+    ));
+    cases.push((
+        [2, 3, 7, 7],
+        [3, 1, 3, 3],
+        Conv2dGeometry::uniform(1, 2, 2, 3),
+    ));
+    cases.push((
+        [5, 2, 3, 3],
+        [3, 2, 3, 3],
+        Conv2dGeometry::uniform(1, 1, 1, 1),
+    ));
+    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+        // Keep the finite-difference work small.
+        let xd = [xd[0].min(2), xd[1], xd[2].min(8), xd[3].min(8)];
+        let x = tensor(&xd, 30 + i as u64, DType::F64);
+        let w = tensor(&wd, 40 + i as u64, DType::F64);
+        check_gradients(
+            &[x, w],
+            |t| weighted_sum(&conv2d(&t[0], &t[1], &g)?, 7 + i as u64),
+            1e-7,
+        )
+        .unwrap_or_else(|e| panic!("case {i} {g:?}: {e}"));
+    }
+}
+
+#[test]
+fn conv2d_gradient_through_non_contiguous_inputs() {
+    let x = tensor(&[2, 3, 5, 6], 3, DType::F64);
+    let w = tensor(&[4, 3, 3, 2], 4, DType::F64);
+    let g = geom([1, 2], [1, 0], [0, 1], [1, 1], 1);
+    check_gradients(
+        &[x, w],
+        |t| {
+            let x = t[0].transpose(2, 3)?;
+            let w = t[1].transpose(2, 3)?;
+            weighted_sum(&conv2d(&x, &w, &g)?, 5)
+        },
+        1e-7,
+    )
+    .unwrap();
+}
+
+#[test]
+fn conv2d_non_contiguous_equals_contiguous_copy() {
+    for dtype in [DType::F32, DType::F64] {
+        let x = tensor(&[2, 3, 7, 9], 5, dtype).transpose(2, 3).unwrap();
+        let w = tensor(&[4, 3, 3, 3], 6, dtype).narrow(0, 1, 3).unwrap();
+        assert!(!x.is_contiguous());
+        let g = geom([2, 1], [1, 0], [0, 1], [1, 1], 1);
+        let a = conv2d(&x, &w, &g).unwrap();
+        let b = conv2d(&x.contiguous().unwrap(), &w.contiguous().unwrap(), &g).unwrap();
+        assert_eq!(to_f64(&a), to_f64(&b));
+    }
+}
+
+#[test]
+fn conv2d_rejects_bad_inputs() {
+    let x = tensor(&[1, 4, 5, 5], 1, DType::F32);
+    let w = tensor(&[2, 4, 3, 3], 2, DType::F32);
+    let g = Conv2dGeometry::uniform(1, 1, 1, 1);
+    // Mixed dtypes.
+    let err = conv2d(&x, &w.to_dtype(DType::F64).unwrap(), &g).unwrap_err();
+    assert!(err.to_string().contains("F64"), "{err}");
+    // Unsupported dtype.
+    let err = conv2d(
+        &x.to_dtype(DType::F16).unwrap(),
+        &w.to_dtype(DType::F16).unwrap(),
+        &g,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("F16"), "{err}");
+    // Groups that do not divide the channels, weight channels that do not match.
+    assert!(conv2d(&x, &w, &Conv2dGeometry::uniform(1, 1, 1, 3)).is_err());
+    assert!(conv2d(&x, &tensor(&[2, 3, 3, 3], 2, DType::F32), &g).is_err());
+    // Zero stride.
+    assert!(conv2d(&x, &w, &Conv2dGeometry::uniform(0, 1, 1, 1)).is_err());
+}
+
+/// The weight gradient is computed even when x is plain data, and the input gradient too
+/// when x comes out of another op.
+#[test]
+fn conv2d_backward_through_a_chain() -> Result<()> {
+    let x = tensor(&[2, 3, 6, 6], 8, DType::F64);
+    let w1 = candle_core::Var::from_tensor(&tensor(&[4, 3, 3, 3], 9, DType::F64))?;
+    let w2 = candle_core::Var::from_tensor(&tensor(&[2, 4, 3, 3], 10, DType::F64))?;
+    let g = Conv2dGeometry::uniform(1, 1, 1, 1);
+    let h = conv2d(&x, w1.as_tensor(), &g)?.relu()?;
+    let y = conv2d(&h, w2.as_tensor(), &g)?.sum_all()?;
+    let grads = y.backward()?;
+    // The same through candle's own conv2d.
+    let h2 = x.conv2d(w1.as_tensor(), 1, 1, 1, 1)?.relu()?;
+    let y2 = h2.conv2d(w2.as_tensor(), 1, 1, 1, 1)?.sum_all()?;
+    let grads2 = y2.backward()?;
+    for w in [&w1, &w2] {
+        let a = to_f64(grads.get(w.as_tensor()).unwrap());
+        let b = to_f64(grads2.get(w.as_tensor()).unwrap());
+        assert_close(&a, &b, 1e-12, "chain weight grad");
+    }
+    Ok(())
+}

@@ -1,0 +1,492 @@
+//! The commands that run a network: `train`, `eval` and `predict`.
+
+use crate::{read_source, Failed, NetArgs};
+use candle_core::{DType, Device};
+use clap::{Args, ValueEnum};
+use data::{Dataset, Normalization};
+use dsl::value::Value;
+use dsl::{Network, Overrides};
+use runtime::checkpoint::{self, Checkpoint};
+use runtime::config::TrainConfig;
+use runtime::model::Model;
+use runtime::optim::OptimizerKind;
+use runtime::train::{self, TrainJob};
+use std::path::{Path, PathBuf};
+
+pub const TRAIN_ABOUT: &str = "\
+Train a network on a dataset, on CPU (or CUDA with the `cuda` feature).
+
+The network's input adapts to the data (its `input` line is replaced by the
+data's image shape) and a `classes` parameter is set from the data unless
+--set gives it. Settings come from --config (YAML, docs/training.md lists
+every key) with the flags below over it. Each epoch ends with an evaluation
+on the test split, a line in OUT/metrics.jsonl and an atomic checkpoint
+OUT/checkpoint.safetensors (weights under their state-dict names, optimizer
+state, epoch, seed, normalisation statistics). The same seed gives the same
+run, bit for bit; --resume OUT continues an interrupted run exactly.
+
+Data: cifar10:DIR (binary batches), mnist:DIR, fashion-mnist:DIR (IDX, .gz
+or not), folder:DIR (DIR/train/<class>/*.jpg|png and DIR/test/<class>/...),
+synthetic:N (for smoke tests).
+
+Examples:
+  cnncost train lenet5 --data mnist:../shared/data/mnist --epochs 2
+  cnncost train cifar_small --data folder:../shared/data/cifar10-jpeg --epochs 5 --out runs/cifar
+  cnncost train resnet20 --data cifar10:DIR --config train.yaml --lr 0.2
+  cnncost train resnet20 --resume runs/resnet20";
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The .net file or zoo name
+    pub file: PathBuf,
+    /// The dataset: cifar10:DIR, mnist:DIR, fashion-mnist:DIR, folder:DIR or synthetic:N
+    #[arg(long, value_name = "SPEC", required_unless_present = "resume")]
+    pub data: Option<String>,
+    /// Training settings in YAML (the flags below override it)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Base learning rate (the peak for the onecycle schedule)
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
+    /// Seed of initialisation, data order, augmentation and dropout
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory for the checkpoint and metrics [default: runs/NETWORK]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR from its checkpoint (same network, data and settings)
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// cpu, or cuda / cuda:N with the `cuda` build feature
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// No progress bar or per-epoch lines
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OptimizerArg {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The .net file or zoo name
+    pub file: PathBuf,
+    /// A checkpoint (file or run directory), or a state dict (.safetensors, .pth)
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// The dataset whose test split is evaluated
+    #[arg(long, value_name = "SPEC")]
+    pub data: String,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: EvalFormat,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub norm: NormArgs,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum EvalFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// The .net file or zoo name
+    pub file: PathBuf,
+    /// A checkpoint (file or run directory), or a state dict (.safetensors, .pth)
+    #[arg(long, value_name = "FILE")]
+    pub weights: PathBuf,
+    /// Image files (JPEG or PNG)
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many classes to show per image
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    #[command(flatten)]
+    pub norm: NormArgs,
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Normalisation for weights that carry none (a state dict from elsewhere).
+#[derive(Args)]
+pub struct NormArgs {
+    /// Per-channel mean on the [0,1] scale: one value, or one per channel (0.485,0.456,0.406)
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation: one value, or one per channel
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub std: Vec<f32>,
+}
+
+fn device(spec: &str) -> Result<Device, Failed> {
+    let d = match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let n = s.strip_prefix("cuda:").unwrap_or("0");
+            match n.parse::<usize>() {
+                Ok(n) => Device::new_cuda(n).map_err(|e| {
+                    format!("cannot use {s}: {e} (CUDA needs a build with `--features cuda`)")
+                }),
+                Err(_) => Err(format!("`{s}`: expected cuda:N with N a GPU number")),
+            }
+        }
+        s => Err(format!("unknown device `{s}`: use cpu, cuda or cuda:N")),
+    };
+    d.map_err(|e| {
+        eprintln!("error: {e}");
+        Failed
+    })
+}
+
+fn fail(msg: impl std::fmt::Display) -> Failed {
+    eprintln!("error: {msg}");
+    Failed
+}
+
+fn load_data(spec: &str) -> Result<Dataset, Failed> {
+    let loaded = data::load_with(spec, &Default::default()).map_err(fail)?;
+    for note in &loaded.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(loaded.dataset)
+}
+
+/// Compiles the network for images of `shape` (C, H, W) and `classes`
+/// classes: the input follows the data, and a `classes` parameter is set
+/// unless the user set it. The output must then have one value per class.
+fn compile_for(
+    name: &str,
+    text: &str,
+    net: &NetArgs,
+    shape: [usize; 3],
+    classes: Option<usize>,
+) -> Result<Network, Failed> {
+    let shape64 = shape.map(|d| d as u64);
+    if let Some(given) = net.input {
+        if given != shape64 {
+            return Err(fail(format!(
+                "--input {}x{}x{} does not match the data's images ({}x{}x{}); leave --input out, the network's input follows the data",
+                given[0], given[1], given[2], shape[0], shape[1], shape[2]
+            )));
+        }
+    }
+    let mut set = net.set.clone();
+    let user_set_classes = set.iter().any(|(n, _)| n == "classes");
+    if let Some(k) = classes {
+        // Only if the network has such a parameter.
+        if !user_set_classes && text.contains("classes") {
+            let probe = dsl::compile(
+                name,
+                text,
+                &Overrides {
+                    set: set.clone(),
+                    input: Some(shape64),
+                },
+            );
+            if probe
+                .as_ref()
+                .is_ok_and(|n| n.params.iter().any(|(p, _)| p == "classes"))
+            {
+                set.push(("classes".to_string(), Value::Int(k as i64)));
+            }
+        }
+    }
+    let net = dsl::compile(
+        name,
+        text,
+        &Overrides {
+            set,
+            input: Some(shape64),
+        },
+    )
+    .map_err(|e| {
+        eprintln!("{e}");
+        Failed
+    })?;
+    if let Some(k) = classes {
+        let outputs = net.graph[net.output].shape.elements().unwrap_or(0);
+        if outputs != k as u64 {
+            return Err(fail(format!(
+                "{name}: the network outputs {outputs} values but the data has {k} classes; use --set classes={k} or make the last linear layer {k} wide"
+            )));
+        }
+    }
+    Ok(net)
+}
+
+fn lower(net: &Network, device: &Device, seed: u64) -> Result<Model, Failed> {
+    let mut rng: rand_chacha::ChaCha8Rng = rand::SeedableRng::seed_from_u64(seed);
+    Model::new(net, device, DType::F32, &mut rng).map_err(|e| fail(format!("{}: {e}", net.name)))
+}
+
+pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
+    let (name, text) = read_source(&args.file)?;
+    let resume = match &args.resume {
+        Some(dir) => Some(checkpoint::load(dir).map_err(fail)?),
+        None => None,
+    };
+    let mut config = match (&resume, &args.config) {
+        (Some(c), None) => c.meta_json::<TrainConfig>("config").map_err(fail)?,
+        (_, Some(path)) => {
+            let yaml = std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("{}: cannot read: {e}", path.display())))?;
+            TrainConfig::from_yaml(&path.display().to_string(), &yaml).map_err(fail)?
+        }
+        (None, None) => TrainConfig::default(),
+    };
+    if let Some(v) = args.epochs {
+        config.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        config.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        config.lr = Some(v);
+    }
+    if let Some(v) = args.optimizer {
+        config.optimizer = match v {
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Adamw => OptimizerKind::Adamw,
+        };
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    config.validate().map_err(fail)?;
+    let spec = match (&args.data, &resume) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => c
+            .meta
+            .get("data")
+            .cloned()
+            .ok_or_else(|| fail("the checkpoint does not say its data; give --data"))?,
+        (None, None) => return Err(fail("give --data SPEC")),
+    };
+    let dataset = load_data(&spec)?;
+    let net = compile_for(
+        &name,
+        &text,
+        &args.net,
+        dataset.shape,
+        Some(dataset.classes.len()),
+    )?;
+    let device = device(&args.device)?;
+    let model = lower(&net, &device, config.seed)?;
+    let out = match (&args.out, &args.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(r)) if r.is_dir() => r.clone(),
+        (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
+        (None, None) => PathBuf::from("runs").join(&net.name),
+    };
+    if !args.quiet {
+        eprintln!(
+            "training {} on {} ({} train / {} test images, {} classes, input {}x{}x{}) -> {}",
+            net.name,
+            spec,
+            dataset.train.len(),
+            dataset.test.len(),
+            dataset.classes.len(),
+            dataset.shape[0],
+            dataset.shape[1],
+            dataset.shape[2],
+            out.display()
+        );
+    }
+    let job = TrainJob {
+        model: &model,
+        source: &text,
+        dataset: &dataset,
+        config,
+        out,
+        resume,
+        progress: !args.quiet,
+        stop_after: None,
+    };
+    train::train(&job).map_err(fail)?;
+    Ok(())
+}
+
+/// The normalisation for a weights file: its own, else --mean/--std.
+fn normalization(
+    c: &Checkpoint,
+    args: &NormArgs,
+    channels: usize,
+) -> Result<Normalization, Failed> {
+    if args.mean.is_empty() && args.std.is_empty() && c.is_ours() {
+        return train::checkpoint_normalization(c).map_err(fail);
+    }
+    if args.mean.is_empty() || args.std.is_empty() {
+        return Err(fail(format!(
+            "{}: the weights carry no normalisation statistics; give --mean and --std (one value, or one per channel; ImageNet's are --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)",
+            c.path.display()
+        )));
+    }
+    let widen = |v: &[f32], what: &str| -> Result<Vec<f32>, Failed> {
+        match v.len() {
+            1 => Ok(vec![v[0]; channels]),
+            n if n == channels => Ok(v.to_vec()),
+            n => Err(fail(format!(
+                "--{what} has {n} values; give 1 or {channels} (one per channel)"
+            ))),
+        }
+    };
+    let std = widen(&args.std, "std")?;
+    if std.iter().any(|&s| !(s > 0.0)) {
+        return Err(fail("--std values must be positive"));
+    }
+    Ok(Normalization {
+        mean: widen(&args.mean, "mean")?,
+        std,
+    })
+}
+
+fn load_weights(model: &Model, c: &Checkpoint) -> Result<(), Failed> {
+    let unused = model
+        .load_weights(&c.tensors)
+        .map_err(|e| fail(format!("{}: {e}", c.path.display())))?;
+    let stray: Vec<&String> = unused.iter().filter(|k| !k.starts_with("optim.")).collect();
+    if !stray.is_empty() {
+        eprintln!(
+            "warning: {}: {} tensor(s) not used by the network, first `{}`",
+            c.path.display(),
+            stray.len(),
+            stray[0]
+        );
+    }
+    Ok(())
+}
+
+pub fn run_eval(args: &EvalArgs) -> Result<(), Failed> {
+    let (name, text) = read_source(&args.file)?;
+    let c = checkpoint::load(&args.weights).map_err(fail)?;
+    let dataset = load_data(&args.data)?;
+    let net = compile_for(
+        &name,
+        &text,
+        &args.net,
+        dataset.shape,
+        Some(dataset.classes.len()),
+    )?;
+    let device = device(&args.device)?;
+    let model = lower(&net, &device, 0)?;
+    load_weights(&model, &c)?;
+    let norm = normalization(&c, &args.norm, dataset.shape[0])?;
+    let test = std::sync::Arc::new(dataset.test.clone());
+    let r = runtime::evaluate::evaluate(
+        &model,
+        &test,
+        &norm,
+        dataset.classes.len(),
+        args.batch_size.max(1),
+    )
+    .map_err(fail)?;
+    let text = match args.format {
+        EvalFormat::Json => {
+            let per_class: serde_json::Map<String, serde_json::Value> = dataset
+                .classes
+                .iter()
+                .zip(&r.per_class)
+                .map(|(c, a)| (c.clone(), serde_json::json!(a)))
+                .collect();
+            let v = serde_json::json!({
+                "top1": r.top1,
+                "top5": r.top5,
+                "loss": r.loss,
+                "images": r.images,
+                "classes": dataset.classes,
+                "per_class": per_class,
+                "confusion": r.confusion,
+            });
+            format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+        }
+        EvalFormat::Table => {
+            let mut s = format!(
+                "{} on {} (test split, {} images)\ntop-1 {:.2}%  top-5 {:.2}%  loss {:.4}\n\nper class:\n",
+                net.name, args.data, r.images, r.top1, r.top5, r.loss
+            );
+            let width = dataset
+                .classes
+                .iter()
+                .map(|c| c.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            for (c, a) in dataset.classes.iter().zip(&r.per_class) {
+                let a = a.map_or("-".to_string(), |a| format!("{a:.2}%"));
+                s.push_str(&format!("  {c:<width$}  {a:>7}\n"));
+            }
+            s.push_str("\nconfusion (rows: true class, columns: predicted):\n");
+            for (i, row) in r.confusion.iter().enumerate() {
+                let cells: Vec<String> = row.iter().map(|n| format!("{n:>5}")).collect();
+                s.push_str(&format!(
+                    "  {:<width$} {}\n",
+                    dataset.classes[i],
+                    cells.join("")
+                ));
+            }
+            s
+        }
+    };
+    crate::emit(&text)
+}
+
+pub fn run_predict(args: &PredictArgs) -> Result<(), Failed> {
+    let (name, text) = read_source(&args.file)?;
+    let c = checkpoint::load(&args.weights).map_err(fail)?;
+    // The input and classes the weights were trained for, where known.
+    let input: Option<Vec<usize>> = c.meta_json("input").ok();
+    let classes: Option<Vec<String>> = c.meta_json("classes").ok();
+    let net = match &input {
+        Some(i) if i.len() == 3 => compile_for(
+            &name,
+            &text,
+            &args.net,
+            [i[0], i[1], i[2]],
+            classes.as_ref().map(Vec::len),
+        )?,
+        _ => crate::compile(&name, &text, &args.net)?,
+    };
+    let device = device(&args.device)?;
+    let model = lower(&net, &device, 0)?;
+    load_weights(&model, &c)?;
+    let norm = normalization(&c, &args.norm, model.input[0])?;
+    let mut out = String::new();
+    for path in &args.images {
+        let image = data::load_image(path, model.input).map_err(fail)?;
+        let probs = runtime::evaluate::predict(&model, &image, &norm).map_err(fail)?;
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+        out.push_str(&format!("{}\n", path.display()));
+        for &k in order.iter().take(args.top.max(1)) {
+            let label = classes
+                .as_ref()
+                .and_then(|c| c.get(k).cloned())
+                .unwrap_or_else(|| format!("class {k}"));
+            out.push_str(&format!("  {:>6.2}%  {label}\n", 100.0 * probs[k]));
+        }
+    }
+    crate::emit(&out)
+}
