@@ -66,6 +66,8 @@ pub fn save(
     let meta: HashMap<String, String> = meta.clone().into_iter().collect();
     let bytes = safetensors::tensor::serialize(views, Some(meta))
         .map_err(|e| format!("{}: cannot serialise the checkpoint: {e}", path.display()))?;
+    let bytes = with_sorted_metadata(bytes)
+        .map_err(|e| format!("{}: cannot serialise the checkpoint: {e}", path.display()))?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -76,6 +78,34 @@ pub fn save(
         let _ = std::fs::remove_file(&tmp);
         format!("{}: cannot write the checkpoint: {e}", path.display())
     })
+}
+
+/// The same file with its `__metadata__` keys in sorted order: safetensors
+/// writes them in a `HashMap`'s random order, and one seed must give one
+/// checkpoint, byte for byte.
+fn with_sorted_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short header")?) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
+    let mut sorted = serde_json::Map::new();
+    for (k, v) in header {
+        let v = match (k.as_str(), v) {
+            ("__metadata__", serde_json::Value::Object(m)) => {
+                let m: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+                serde_json::Value::Object(m.into_iter().collect())
+            }
+            (_, v) => v,
+        };
+        sorted.insert(k, v);
+    }
+    let mut text = serde_json::to_vec(&sorted).map_err(|e| e.to_string())?;
+    // The data must start 8-byte aligned, as safetensors pads it.
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// Reads a weights file: our checkpoints and plain state dicts in

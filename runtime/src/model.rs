@@ -437,40 +437,40 @@ impl Model {
         let running_mean = &self.tensors[step.tensors[2]].var;
         let running_var = &self.tensors[step.tensors[3]].var;
         let counter = &self.tensors[step.tensors[4]].var;
-        let (mean, var) = match mode {
-            Mode::Eval => (
-                running_mean.as_tensor().reshape(bshape.clone())?,
-                running_var.as_tensor().reshape(bshape.clone())?,
-            ),
+        match mode {
+            Mode::Eval => {
+                let mean = running_mean.as_tensor().reshape(bshape.clone())?;
+                let var = running_var.as_tensor().reshape(bshape.clone())?;
+                let inv_std = (var + eps)?.sqrt()?.recip()?;
+                v.broadcast_sub(&mean)?
+                    .broadcast_mul(&(inv_std.broadcast_mul(&weight))?)?
+                    .broadcast_add(&bias)
+            }
             Mode::Train => {
-                // (N, C, rest) so one reduction covers batch and space.
-                let n = v.dim(0)?;
-                let flat = v.reshape((n, c, v.elem_count() / (n * c)))?;
-                let count = flat.dim(0)? * flat.dim(2)?;
-                let mean = flat.mean_keepdim(2)?.mean_keepdim(0)?;
-                let centred = flat.broadcast_sub(&mean)?;
-                let var = centred.sqr()?.mean_keepdim(2)?.mean_keepdim(0)?;
-                let unbiased = if count > 1 {
-                    (var.detach() * (count as f64 / (count - 1) as f64))?
+                let (y, stats) = kernels::norm::batch_norm_train(
+                    v,
+                    self.param(step, 0),
+                    self.param(step, 1),
+                    eps,
+                )?;
+                let count = v.elem_count() / c;
+                // PyTorch moves the running variance with the unbiased one.
+                let correction = if count > 1 {
+                    count as f64 / (count - 1) as f64
                 } else {
-                    var.detach()
+                    1.0
                 };
                 let m = momentum;
-                running_mean.set(
-                    &((running_mean.as_tensor() * (1.0 - m))?
-                        + (mean.detach().flatten_all()? * m)?)?,
-                )?;
-                running_var.set(
-                    &((running_var.as_tensor() * (1.0 - m))? + (unbiased.flatten_all()? * m)?)?,
-                )?;
+                let dev = v.device();
+                let mean = Tensor::new(stats.mean.as_slice(), dev)?.to_dtype(v.dtype())?;
+                let var: Vec<f64> = stats.var.iter().map(|x| x * correction).collect();
+                let var = Tensor::new(var.as_slice(), dev)?.to_dtype(v.dtype())?;
+                running_mean.set(&((running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
+                running_var.set(&((running_var.as_tensor() * (1.0 - m))? + (var * m)?)?)?;
                 counter.set(&(counter.as_tensor() + 1.0)?)?;
-                (mean.reshape(bshape.clone())?, var.reshape(bshape.clone())?)
+                Ok(y)
             }
-        };
-        let inv_std = (var + eps)?.sqrt()?.recip()?;
-        v.broadcast_sub(&mean)?
-            .broadcast_mul(&(inv_std.broadcast_mul(&weight))?)?
-            .broadcast_add(&bias)
+        }
     }
 }
 
@@ -523,7 +523,7 @@ const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
 pub fn activation(x: &Tensor, a: Activation) -> candle_core::Result<Tensor> {
     match a {
-        Activation::Relu => x.relu(),
+        Activation::Relu => kernels::norm::relu(x),
         Activation::LeakyRelu { slope } => candle_nn::ops::leaky_relu(x, slope),
         Activation::Elu { alpha } => x.elu(alpha),
         Activation::Selu => x.elu(SELU_ALPHA)? * SELU_SCALE,

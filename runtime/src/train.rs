@@ -288,12 +288,23 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             step += 1;
             train_time += t0.elapsed().as_secs_f64();
             bar.inc(1);
-            bar.set_message(format!(
+            let status = format!(
                 "loss {:.4} acc {:.1}% {:.0} img/s",
                 loss_sum / seen as f64,
                 100.0 * correct as f64 / seen as f64,
                 seen as f64 / train_time.max(1e-9)
-            ));
+            );
+            // Without a terminal the bar is hidden: a log gets a line per
+            // tenth of an epoch instead.
+            let done = step - epoch * per_epoch;
+            if job.progress && bar.is_hidden() && done % (per_epoch / 10).max(1) == 0 {
+                eprintln!(
+                    "epoch {}/{} {done}/{per_epoch}: {status}",
+                    epoch + 1,
+                    config.epochs
+                );
+            }
+            bar.set_message(status);
         }
         bar.finish_and_clear();
         let report = evaluate(model, &test_split, &norm, classes, config.eval_batch_size)

@@ -13,6 +13,7 @@
 
 pub mod conv;
 pub mod gradcheck;
+pub mod norm;
 pub mod pool;
 
 mod util;

@@ -1,0 +1,373 @@
+//! Batch normalisation in training mode and ReLU as fused ops: composed
+//! from candle's elementwise ops they took a third of a training step
+//! (one pass per op, single-threaded reductions over strided axes, a fresh
+//! buffer each), where two or three parallel passes suffice.
+//!
+//! BN forward: per channel, mean and biased variance over (N, H, W), then
+//! y = (x - mean) / sqrt(var + eps) * gamma + beta. Backward (the standard
+//! closed form): with xhat the normalised input and M = N*H*W,
+//! dx = gamma/sqrt(var+eps) * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M),
+//! dgamma = sum(dy*xhat), dbeta = sum(dy).
+
+use super::util::{contiguous_slice, dtype_error, par_rows, Elem};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use std::sync::{Arc, Mutex};
+
+/// Per-channel batch statistics of a forward pass: mean and biased variance.
+#[derive(Clone, Debug, Default)]
+pub struct BatchStats {
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+}
+
+/// Training-mode batch norm of `x` (N, C, ...) with per-channel `gamma` and
+/// `beta` (C). Returns the output and the batch statistics (for the running
+/// averages). Differentiable in all three inputs.
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
+    let x = x.contiguous()?;
+    let stats = Arc::new(Mutex::new(BatchStats::default()));
+    let y = x.apply_op3(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        BnTrain {
+            eps,
+            stats: stats.clone(),
+        },
+    )?;
+    let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok((y, s))
+}
+
+/// (N, C, S) view of a layout's dims.
+fn ncs(dims: &[usize]) -> (usize, usize, usize) {
+    let n = dims.first().copied().unwrap_or(1);
+    let c = dims.get(1).copied().unwrap_or(1);
+    let s = dims.iter().skip(2).product();
+    (n, c, s)
+}
+
+struct BnTrain {
+    eps: f64,
+    stats: Arc<Mutex<BatchStats>>,
+}
+
+/// Per channel: (mean, biased variance), two passes in f64.
+fn channel_stats<T: Elem>(x: &[T], n: usize, c: usize, s: usize) -> BatchStats {
+    let mut out = vec![0f64; 2 * c];
+    let m = (n * s).max(1) as f64;
+    par_rows(&mut out, 2, 1, |ch, o| {
+        let mut sum = 0f64;
+        for i in 0..n {
+            let row = &x[(i * c + ch) * s..(i * c + ch + 1) * s];
+            sum += row.iter().map(|v| v.to_f64()).sum::<f64>();
+        }
+        let mean = sum / m;
+        let mut sq = 0f64;
+        for i in 0..n {
+            let row = &x[(i * c + ch) * s..(i * c + ch + 1) * s];
+            sq += row.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>();
+        }
+        o[0] = mean;
+        o[1] = sq / m;
+    });
+    BatchStats {
+        mean: out.iter().step_by(2).copied().collect(),
+        var: out.iter().skip(1).step_by(2).copied().collect(),
+    }
+}
+
+fn bn_fwd<T: Elem>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    dims: &[usize],
+    eps: f64,
+) -> (Vec<T>, BatchStats) {
+    let (n, c, s) = ncs(dims);
+    let st = channel_stats(x, n, c, s);
+    let scale: Vec<f64> = (0..c)
+        .map(|ch| gamma[ch].to_f64() / (st.var[ch] + eps).sqrt())
+        .collect();
+    let shift: Vec<f64> = (0..c)
+        .map(|ch| beta[ch].to_f64() - st.mean[ch] * scale[ch])
+        .collect();
+    let mut y = vec![T::ZERO; x.len()];
+    par_rows(&mut y, s.max(1), 1 << 14, |row, out| {
+        let ch = row % c;
+        let src = &x[row * s..(row + 1) * s];
+        let (a, b) = (scale[ch], shift[ch]);
+        for (o, v) in out.iter_mut().zip(src) {
+            *o = T::from_f64(v.to_f64() * a + b);
+        }
+    });
+    (y, st)
+}
+
+impl CustomOp3 for BnTrain {
+    fn name(&self) -> &'static str {
+        "cnncost-batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = l1.dims();
+        let (y, st) = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                let (y, st) = bn_fwd(
+                    contiguous_slice::<f32>(self.name(), s1, l1)?,
+                    contiguous_slice::<f32>(self.name(), s2, l2)?,
+                    contiguous_slice::<f32>(self.name(), s3, l3)?,
+                    dims,
+                    self.eps,
+                );
+                (CpuStorage::F32(y), st)
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                let (y, st) = bn_fwd(
+                    contiguous_slice::<f64>(self.name(), s1, l1)?,
+                    contiguous_slice::<f64>(self.name(), s2, l2)?,
+                    contiguous_slice::<f64>(self.name(), s3, l3)?,
+                    dims,
+                    self.eps,
+                );
+                (CpuStorage::F64(y), st)
+            }
+            _ => return dtype_error(self.name(), s1, Some(s2)),
+        };
+        if let Ok(mut s) = self.stats.lock() {
+            *s = st;
+        }
+        Ok((y, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let st = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
+        let dy = dy.contiguous()?;
+        let packed = x.apply_op3_no_bwd(
+            &dy,
+            gamma,
+            &BnTrainBwd {
+                eps: self.eps,
+                stats: st,
+            },
+        )?;
+        let total = x.elem_count();
+        let c = gamma.elem_count();
+        let dx = packed.narrow(0, 0, total)?.reshape(x.shape())?;
+        let dgamma = packed.narrow(0, total, c)?.reshape(gamma.shape())?;
+        let dbeta = packed.narrow(0, total + c, c)?.reshape(gamma.shape())?;
+        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// (x, dy, gamma) -> [dx (flat), dgamma, dbeta] packed in one vector.
+struct BnTrainBwd {
+    eps: f64,
+    stats: BatchStats,
+}
+
+fn bn_bwd<T: Elem>(
+    x: &[T],
+    dy: &[T],
+    gamma: &[T],
+    dims: &[usize],
+    eps: f64,
+    st: &BatchStats,
+) -> Vec<T> {
+    let (n, c, s) = ncs(dims);
+    let m = (n * s).max(1) as f64;
+    let invstd: Vec<f64> = st.var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    // Per channel: sum(dy) and sum(dy * xhat).
+    let mut sums = vec![0f64; 2 * c];
+    par_rows(&mut sums, 2, 1, |ch, o| {
+        let (mut sd, mut sdx) = (0f64, 0f64);
+        for i in 0..n {
+            let r = (i * c + ch) * s..(i * c + ch + 1) * s;
+            for (g, v) in dy[r.clone()].iter().zip(&x[r]) {
+                let g = g.to_f64();
+                sd += g;
+                sdx += g * (v.to_f64() - st.mean[ch]) * invstd[ch];
+            }
+        }
+        o[0] = sd;
+        o[1] = sdx;
+    });
+    let total = x.len();
+    let mut out = vec![T::ZERO; total + 2 * c];
+    let (dx, rest) = out.split_at_mut(total);
+    par_rows(dx, s.max(1), 1 << 14, |row, o| {
+        let ch = row % c;
+        let k = gamma[ch].to_f64() * invstd[ch];
+        let (sd, sdx) = (sums[2 * ch] / m, sums[2 * ch + 1] / m);
+        let r = row * s..(row + 1) * s;
+        for ((o, g), v) in o.iter_mut().zip(&dy[r.clone()]).zip(&x[r]) {
+            let xhat = (v.to_f64() - st.mean[ch]) * invstd[ch];
+            *o = T::from_f64(k * (g.to_f64() - sd - xhat * sdx));
+        }
+    });
+    for ch in 0..c {
+        rest[ch] = T::from_f64(sums[2 * ch + 1]);
+        rest[c + ch] = T::from_f64(sums[2 * ch]);
+    }
+    out
+}
+
+impl CustomOp3 for BnTrainBwd {
+    fn name(&self) -> &'static str {
+        "cnncost-batch-norm-train-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = l1.dims();
+        let c = l3.shape().elem_count();
+        let storage = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                CpuStorage::F32(bn_bwd(
+                    contiguous_slice::<f32>(self.name(), s1, l1)?,
+                    contiguous_slice::<f32>(self.name(), s2, l2)?,
+                    contiguous_slice::<f32>(self.name(), s3, l3)?,
+                    dims,
+                    self.eps,
+                    &self.stats,
+                ))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                CpuStorage::F64(bn_bwd(
+                    contiguous_slice::<f64>(self.name(), s1, l1)?,
+                    contiguous_slice::<f64>(self.name(), s2, l2)?,
+                    contiguous_slice::<f64>(self.name(), s3, l3)?,
+                    dims,
+                    self.eps,
+                    &self.stats,
+                ))
+            }
+            _ => return dtype_error(self.name(), s1, Some(s2)),
+        };
+        Ok((storage, Shape::from(l1.shape().elem_count() + 2 * c)))
+    }
+}
+
+/// ReLU with PyTorch's gradient (zero where the input is not positive),
+/// forward and backward one parallel pass each.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Relu)
+}
+
+struct Relu;
+
+fn map_par<T: Elem>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    let mut y = vec![T::ZERO; x.len()];
+    par_rows(&mut y, 4096.min(x.len().max(1)), 1 << 15, |row, o| {
+        let start = row * 4096.min(x.len().max(1));
+        for (o, v) in o.iter_mut().zip(&x[start..]) {
+            *o = f(*v);
+        }
+    });
+    y
+}
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "cnncost-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let st = match s {
+            CpuStorage::F32(_) => {
+                CpuStorage::F32(map_par(contiguous_slice::<f32>(self.name(), s, l)?, |v| {
+                    if v > 0.0 {
+                        v
+                    } else {
+                        0.0
+                    }
+                }))
+            }
+            CpuStorage::F64(_) => {
+                CpuStorage::F64(map_par(contiguous_slice::<f64>(self.name(), s, l)?, |v| {
+                    if v > 0.0 {
+                        v
+                    } else {
+                        0.0
+                    }
+                }))
+            }
+            _ => return dtype_error(self.name(), s, None),
+        };
+        Ok((st, l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)?))
+    }
+}
+
+/// (y, dy) -> dy where y > 0, else 0.
+struct ReluBwd;
+
+fn relu_bwd<T: Elem + PartialOrd>(y: &[T], dy: &[T]) -> Vec<T> {
+    let mut out = vec![T::ZERO; y.len()];
+    let row = 4096.min(y.len().max(1));
+    par_rows(&mut out, row, 1 << 15, |r, o| {
+        let start = r * row;
+        for ((o, v), g) in o.iter_mut().zip(&y[start..]).zip(&dy[start..]) {
+            if *v > T::ZERO {
+                *o = *g;
+            }
+        }
+    });
+    out
+}
+
+impl CustomOp2 for ReluBwd {
+    fn name(&self) -> &'static str {
+        "cnncost-relu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let st = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(relu_bwd(
+                contiguous_slice::<f32>(self.name(), s1, l1)?,
+                contiguous_slice::<f32>(self.name(), s2, l2)?,
+            )),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(relu_bwd(
+                contiguous_slice::<f64>(self.name(), s1, l1)?,
+                contiguous_slice::<f64>(self.name(), s2, l2)?,
+            )),
+            _ => return dtype_error(self.name(), s1, Some(s2)),
+        };
+        Ok((st, l1.shape().clone()))
+    }
+}

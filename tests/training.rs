@@ -1,0 +1,330 @@
+//! Training runs end to end on small data: determinism (one seed, one
+//! checkpoint, bit for bit), exact resumption, the stop on a non-finite
+//! loss that keeps the last good checkpoint, and the train/eval/predict
+//! commands with their errors.
+
+use candle_core::{DType, Device};
+use rand::SeedableRng;
+use runtime::checkpoint;
+use runtime::config::{AugmentConfig, TrainConfig};
+use runtime::model::Model;
+use runtime::train::{train, TrainJob, CHECKPOINT, METRICS};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Conv, BN, dropout and augmentation: every source of randomness.
+const NET: &str = "network tiny(classes = 10)
+input 3x32x32
+conv1: conv 8 k=3 s=2 p=1 bias=false
+bn1: bn | relu
+pool: maxpool k=2
+gap
+flatten
+drop: dropout 0.2
+fc: linear classes
+";
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cnncost-training-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        seed: 7,
+        augment: AugmentConfig {
+            crop_padding: 2,
+            flip: true,
+        },
+        ..TrainConfig::default()
+    }
+}
+
+fn dataset() -> data::Dataset {
+    data::load("synthetic:200").unwrap()
+}
+
+/// Trains a fresh model (initialised from the config's seed) into `out`.
+fn run(
+    out: &Path,
+    config: TrainConfig,
+    resume: bool,
+    stop_after: Option<u64>,
+) -> Result<(), String> {
+    let net = dsl::compile("tiny.net", NET, &Default::default()).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(config.seed);
+    let model = Model::new(&net, &Device::Cpu, DType::F32, &mut rng).unwrap();
+    let data = dataset();
+    let resume = resume.then(|| checkpoint::load(out).unwrap());
+    let job = TrainJob {
+        model: &model,
+        source: NET,
+        dataset: &data,
+        config,
+        out: out.to_path_buf(),
+        resume,
+        progress: false,
+        stop_after,
+    };
+    train(&job).map(|_| ())
+}
+
+fn weights(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let c = checkpoint::load(dir).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = c
+        .tensors
+        .iter()
+        .map(|(k, t)| {
+            let bytes: Vec<u8> = t
+                .flatten_all()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            (k.clone(), bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The metrics without their timings.
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join(METRICS))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("seconds");
+            o.remove("images_per_s");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn one_seed_gives_identical_checkpoints_and_a_resumed_run_ends_the_same() {
+    let a = temp_dir("a");
+    let b = temp_dir("b");
+    run(&a, config(), false, None).unwrap();
+    run(&b, config(), false, None).unwrap();
+    let bytes_a = std::fs::read(a.join(CHECKPOINT)).unwrap();
+    let bytes_b = std::fs::read(b.join(CHECKPOINT)).unwrap();
+    assert!(
+        bytes_a == bytes_b,
+        "two runs with one seed wrote different checkpoints"
+    );
+    assert_eq!(metrics(&a).len(), 3);
+
+    // Interrupted after the first epoch, then resumed: the same end.
+    let c = temp_dir("c");
+    run(&c, config(), false, Some(1)).unwrap();
+    assert_eq!(metrics(&c).len(), 1);
+    run(&c, config(), true, None).unwrap();
+    assert!(
+        weights(&a) == weights(&c),
+        "the resumed run ended with other weights"
+    );
+    assert_eq!(metrics(&a), metrics(&c));
+
+    // Another seed is another run.
+    let d = temp_dir("d");
+    run(
+        &d,
+        TrainConfig {
+            seed: 8,
+            ..config()
+        },
+        false,
+        None,
+    )
+    .unwrap();
+    assert!(weights(&a) != weights(&d));
+    for dir in [a, b, c, d] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint() {
+    let dir = temp_dir("nan");
+    run(&dir, config(), false, Some(1)).unwrap();
+    let good = std::fs::read(dir.join(CHECKPOINT)).unwrap();
+    let wild = TrainConfig {
+        lr: Some(1e30),
+        schedule: runtime::schedule::ScheduleKind::Constant,
+        ..config()
+    };
+    let e = run(&dir, wild, true, None).unwrap_err();
+    assert!(e.contains("the training loss became"), "{e}");
+    assert!(e.contains("epoch 2"), "{e}");
+    assert!(e.contains("last good checkpoint"), "{e}");
+    assert!(
+        std::fs::read(dir.join(CHECKPOINT)).unwrap() == good,
+        "the checkpoint changed"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn cnncost(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn train_eval_and_predict_from_the_command_line() {
+    let dir = temp_dir("cli");
+    let out = dir.join("run");
+    let o = cnncost(&[
+        "train",
+        "cifar_small",
+        "--data",
+        "synthetic:300",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--set",
+        "width=8",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines = std::fs::read_to_string(out.join(METRICS)).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    for key in [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "lr",
+        "images_per_s",
+        "seconds",
+    ] {
+        assert!(last.get(key).is_some(), "metrics lack {key}: {last}");
+    }
+
+    // eval --format json: the fields the issue names, and a confusion
+    // matrix that counts every test image once.
+    let o = cnncost(&[
+        "eval",
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--weights",
+        out.to_str().unwrap(),
+        "--data",
+        "synthetic:300",
+        "--format",
+        "json",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let images = v["images"].as_u64().unwrap();
+    assert_eq!(images, 60, "synthetic:300 has 60 test images");
+    let counted: u64 = v["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, images);
+    let diagonal: u64 = (0..10)
+        .map(|i| v["confusion"][i][i].as_u64().unwrap())
+        .sum();
+    let top1 = v["top1"].as_f64().unwrap();
+    assert!((top1 - 100.0 * diagonal as f64 / images as f64).abs() < 1e-9);
+    // The epoch's own evaluation said the same.
+    assert!((top1 - last["test_acc"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(v["top5"].as_f64().unwrap() >= top1);
+    assert_eq!(v["per_class"].as_object().unwrap().len(), 10);
+
+    // predict: one block per image, the top classes by probability.
+    let png = dir.join("x.png");
+    image_file(&png);
+    let o = cnncost(&[
+        "predict",
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--weights",
+        out.to_str().unwrap(),
+        png.to_str().unwrap(),
+        "--top",
+        "3",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let probs: Vec<f64> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.trim().split('%').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(probs.len(), 3, "{stdout}");
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]), "{stdout}");
+
+    // Weights of another network: an error that names the first tensor that does not fit.
+    let o = cnncost(&[
+        "eval",
+        "cifar_small",
+        "--weights",
+        out.to_str().unwrap(),
+        "--data",
+        "synthetic:300",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.contains("checkpoint.safetensors") && err.contains("`stage1.0.weight` has shape [8, 3, 3, 3] in the file, the network expects [32, 3, 3, 3]"), "{err}");
+
+    // A damaged checkpoint: a clear error, not a panic.
+    let bad = dir.join("bad.safetensors");
+    std::fs::write(&bad, b"not a checkpoint").unwrap();
+    let o = cnncost(&[
+        "eval",
+        "cifar_small",
+        "--weights",
+        bad.to_str().unwrap(),
+        "--data",
+        "synthetic:300",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("bad.safetensors: not a safetensors file"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A 32x32 RGB gradient as PNG.
+fn image_file(path: &Path) {
+    let img = image::RgbImage::from_fn(32, 32, |x, y| {
+        image::Rgb([(x * 8) as u8, (y * 8) as u8, 128])
+    });
+    img.save(path).unwrap();
+}
