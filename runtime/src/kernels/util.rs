@@ -1,5 +1,5 @@
 //! Helpers shared by the kernels: the element trait, typed access to CPU storage and a
-//! tiny scoped-thread `parallel for` (rayon is not a direct dependency of this crate).
+//! `parallel for` over rayon's pool.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, WithDType};
@@ -54,17 +54,20 @@ fn num_threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
 }
 
-/// Calls `f(i, row)` for every `row_len`-long row of `data`, rows split across threads in
-/// contiguous blocks (one thread when the work is below `min_par_len` elements).
+/// Calls `f(i, row)` for every `row_len`-long row of `data`, rows split across rayon's
+/// pool in contiguous blocks (one thread when the work is below `min_par_len` elements).
+/// The pool's threads live for the whole run: spawning threads per call cost a third of
+/// a training step in the kernel (clone, scheduling, stack unmapping).
 pub(crate) fn par_rows<T, F>(data: &mut [T], row_len: usize, min_par_len: usize, f: F)
 where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync,
 {
+    use rayon::prelude::*;
     if row_len == 0 || data.is_empty() {
         return;
     }
-    let rows = data.len() / row_len;
+    let rows = data.len().div_ceil(row_len);
     let nt = num_threads().min(rows);
     if nt <= 1 || data.len() < min_par_len {
         for (i, r) in data.chunks_mut(row_len).enumerate() {
@@ -73,21 +76,11 @@ where
         return;
     }
     let per = rows.div_ceil(nt);
-    let f = &f;
-    std::thread::scope(|s| {
-        let mut blocks = data.chunks_mut(per * row_len).enumerate();
-        let first = blocks.next();
-        for (t, block) in blocks {
-            s.spawn(move || {
-                for (i, r) in block.chunks_mut(row_len).enumerate() {
-                    f(t * per + i, r)
-                }
-            });
-        }
-        if let Some((_, block)) = first {
+    data.par_chunks_mut(per * row_len)
+        .enumerate()
+        .for_each(|(t, block)| {
             for (i, r) in block.chunks_mut(row_len).enumerate() {
-                f(i, r)
+                f(t * per + i, r)
             }
-        }
-    });
+        });
 }
