@@ -354,7 +354,7 @@ fn normalization(
         }
     };
     let std = widen(&args.std, "std")?;
-    if std.iter().any(|&s| !(s > 0.0)) {
+    if std.iter().any(|&s| s.is_nan() || s <= 0.0) {
         return Err(fail("--std values must be positive"));
     }
     Ok(Normalization {

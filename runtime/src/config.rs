@@ -150,7 +150,7 @@ impl TrainConfig {
             ));
         }
         if let Some(c) = self.clip_grad_norm {
-            if !(c > 0.0) {
+            if c.is_nan() || c <= 0.0 {
                 problems.push(format!("`clip_grad_norm` must be positive, not {c}"));
             }
         }

@@ -58,11 +58,11 @@ pub fn evaluate(
     let mut confusion = vec![vec![0u64; classes]; classes];
     let (mut top1, mut top5, mut images) = (0usize, 0usize, 0usize);
     let mut loss_sum = 0f64;
-    // Evaluation draws no random numbers (no dropout in Mode::Eval).
+    // Evaluation draws no random numbers (no dropout when inferring).
     let mut no_rng = unused_rng();
     for batch in loader {
         let x = images_tensor(model, batch.images, batch.len)?;
-        let out = model.forward(&x, Mode::Eval, &mut no_rng)?;
+        let out = model.forward(&x, Mode::Infer, &mut no_rng)?;
         let labels = Tensor::new(batch.labels.as_slice(), model.device())?;
         let loss = cross_entropy(&out.main, &labels, 0.0)?
             .to_dtype(DType::F64)?
@@ -117,7 +117,7 @@ pub fn predict(model: &Model, image: &[u8], norm: &Normalization) -> candle_core
     };
     let batch = data::make_batch(&split, &[0], model.input, norm, None, &mut unused_rng());
     let x = images_tensor(model, batch.images, 1)?;
-    let out = model.forward(&x, Mode::Eval, &mut unused_rng())?;
+    let out = model.forward(&x, Mode::Infer, &mut unused_rng())?;
     candle_nn::ops::softmax(&out.main, 1)?
         .to_dtype(DType::F32)?
         .flatten_all()?

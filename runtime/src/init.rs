@@ -43,16 +43,14 @@ fn normal(n: usize, std: f64, rng: &mut impl Rng) -> Vec<f64> {
         .collect()
 }
 
-/// The starting value of the op's tensor `suffix` with shape `dims`, for
-/// an op whose (first) input has shape `input`.
+/// The starting value of the op's tensor `suffix` with shape `dims` and
+/// kind `kind`, for an op whose (first) input has shape `input`: `dtype` on
+/// `device`, except counters, which are I64 as PyTorch's.
 pub fn initial_value(
     op: &Op,
     input: Shape,
-    suffix: &str,
-    dims: &[usize],
-    kind: TensorKind,
-    device: &Device,
-    dtype: DType,
+    (suffix, dims, kind): (&str, &[usize], TensorKind),
+    (device, dtype): (&Device, DType),
     rng: &mut impl Rng,
 ) -> candle_core::Result<Tensor> {
     let n: usize = dims.iter().product();

@@ -19,6 +19,9 @@ pub enum Mode {
     Train,
     /// Running statistics, dropout off.
     Eval,
+    /// Evaluation without gradients: nothing is recorded for a backward
+    /// pass, so activations are freed as soon as they are read.
+    Infer,
 }
 
 /// One stored tensor of the model under its state-dict name.
@@ -125,7 +128,7 @@ impl Model {
                         .map(|&d| usize_of(d, "a tensor dimension"))
                         .collect::<Result<_, _>>()?;
                     let value =
-                        initial_value(&n.op, shape, suffix, &dims, kind, device, dtype, rng)
+                        initial_value(&n.op, shape, (suffix, &dims, kind), (device, dtype), rng)
                             .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
                     let var = Var::from_tensor(&value)
                         .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
@@ -276,8 +279,13 @@ impl Model {
         Ok(Outputs { main, heads })
     }
 
-    fn param(&self, step: &Step, k: usize) -> &Tensor {
-        self.tensors[step.tensors[k]].var.as_tensor()
+    /// A weight of the step, tracked for gradients unless inferring.
+    fn param(&self, step: &Step, k: usize, mode: Mode) -> Tensor {
+        let var = &self.tensors[step.tensors[k]].var;
+        match mode {
+            Mode::Infer => var.as_detached_tensor(),
+            Mode::Train | Mode::Eval => var.as_tensor().clone(),
+        }
     }
 
     /// One op, forward. The one place that says how each op runs.
@@ -321,19 +329,21 @@ impl Model {
                     dilation: [dilation.h as usize, dilation.w as usize],
                     groups: *groups as usize,
                 };
-                let y = kernels::conv2d(first(), self.param(step, 0), &g)?;
+                let y = kernels::conv2d(first(), &self.param(step, 0, mode), &g)?;
                 if *bias {
-                    let b = self.param(step, 1).reshape((1, *out as usize, 1, 1))?;
+                    let b = self
+                        .param(step, 1, mode)
+                        .reshape((1, *out as usize, 1, 1))?;
                     y.broadcast_add(&b)?
                 } else {
                     y
                 }
             }
             Op::Linear { bias, .. } => {
-                let w = self.param(step, 0);
+                let w = self.param(step, 0, mode);
                 let y = first().matmul(&w.t()?)?;
                 if *bias {
-                    y.broadcast_add(self.param(step, 1))?
+                    y.broadcast_add(&self.param(step, 1, mode))?
                 } else {
                     y
                 }
@@ -374,7 +384,7 @@ impl Model {
                 k,
             } => local_response_norm(first(), *size as usize, *alpha, *beta, *k)?,
             Op::Dropout { p } => match mode {
-                Mode::Eval => first().clone(),
+                Mode::Eval | Mode::Infer => first().clone(),
                 Mode::Train => dropout(first(), *p, rng)?,
             },
             Op::Act(a) => activation(first(), *a)?,
@@ -383,7 +393,7 @@ impl Model {
                 let c = v.dim(1)?;
                 let mut dims = vec![1usize; v.rank()];
                 dims[1] = c;
-                let w = self.param(step, 0).reshape(dims)?;
+                let w = self.param(step, 0, mode).reshape(dims)?;
                 let zeros = v.zeros_like()?;
                 (v.maximum(&zeros)? + v.minimum(&zeros)?.broadcast_mul(&w)?)?
             }
@@ -432,13 +442,13 @@ impl Model {
         let c = v.dim(1)?;
         let mut bshape = vec![1usize; v.rank()];
         bshape[1] = c;
-        let weight = self.param(step, 0).reshape(bshape.clone())?;
-        let bias = self.param(step, 1).reshape(bshape.clone())?;
+        let weight = self.param(step, 0, mode).reshape(bshape.clone())?;
+        let bias = self.param(step, 1, mode).reshape(bshape.clone())?;
         let running_mean = &self.tensors[step.tensors[2]].var;
         let running_var = &self.tensors[step.tensors[3]].var;
         let counter = &self.tensors[step.tensors[4]].var;
         match mode {
-            Mode::Eval => {
+            Mode::Eval | Mode::Infer => {
                 let mean = running_mean.as_tensor().reshape(bshape.clone())?;
                 let var = running_var.as_tensor().reshape(bshape.clone())?;
                 let inv_std = (var + eps)?.sqrt()?.recip()?;
@@ -449,8 +459,8 @@ impl Model {
             Mode::Train => {
                 let (y, stats) = kernels::norm::batch_norm_train(
                     v,
-                    self.param(step, 0),
-                    self.param(step, 1),
+                    &self.param(step, 0, mode),
+                    &self.param(step, 1, mode),
                     eps,
                 )?;
                 let count = v.elem_count() / c;

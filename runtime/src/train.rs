@@ -297,7 +297,7 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             // Without a terminal the bar is hidden: a log gets a line per
             // tenth of an epoch instead.
             let done = step - epoch * per_epoch;
-            if job.progress && bar.is_hidden() && done % (per_epoch / 10).max(1) == 0 {
+            if job.progress && bar.is_hidden() && done.is_multiple_of((per_epoch / 10).max(1)) {
                 eprintln!(
                     "epoch {}/{} {done}/{per_epoch}: {status}",
                     epoch + 1,
