@@ -328,3 +328,58 @@ fn image_file(path: &Path) {
     });
     img.save(path).unwrap();
 }
+
+#[test]
+fn a_state_dict_from_elsewhere_needs_its_normalisation() {
+    // PyTorch's resnet20 weights (../shared/fixtures) as a plain safetensors
+    // state dict: they load by name; with no statistics in the file, eval
+    // asks for --mean and --std.
+    let weights = "../shared/fixtures/resnet20_cifar.safetensors";
+    let data = "cifar10:../shared/data/cifar10-bin";
+    let o = cnncost(&["eval", "resnet20", "--weights", weights, "--data", data]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("carry no normalisation statistics") && err.contains("--mean"),
+        "{err}"
+    );
+    let o = cnncost(&[
+        "eval",
+        "resnet20",
+        "--weights",
+        weights,
+        "--data",
+        data,
+        "--mean",
+        "0.4914,0.4822,0.4465",
+        "--std",
+        "0.247,0.243,0.261",
+        "--format",
+        "json",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["images"].as_u64(),
+        Some(1000),
+        "cifar10-bin's test batch holds 1,000 records"
+    );
+    // The fixture's extra `ref.` tensors are reported, not silently ignored.
+    assert!(err.contains("not used by the network"), "{err}");
+    // A wrong number of channel statistics is an error.
+    let o = cnncost(&[
+        "eval",
+        "resnet20",
+        "--weights",
+        weights,
+        "--data",
+        data,
+        "--mean",
+        "0.5,0.5",
+        "--std",
+        "0.25",
+    ]);
+    let (_, err) = text(&o);
+    assert!(err.contains("--mean has 2 values; give 1 or 3"), "{err}");
+}
