@@ -137,6 +137,13 @@ pub fn batch_rng(seed: u64, epoch: u64, batch: u64) -> ChaCha8Rng {
     stream(seed, b"augment\0", epoch, batch)
 }
 
+/// The RNG for one batch's Mixup/CutMix, from (seed, epoch, batch index)
+/// alone; a stream apart from [`batch_rng`]'s, so enabling mixing leaves
+/// the per-image augmentation unchanged.
+pub fn mix_rng(seed: u64, epoch: u64, batch: u64) -> ChaCha8Rng {
+    stream(seed, b"mix\0\0\0\0\0", epoch, batch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,17 +6,34 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 mod augment;
+mod augment_config;
 mod cifar;
 mod folder;
+mod grid;
 mod idx;
 mod image_file;
 mod loader;
+mod mix;
+pub mod ops;
+mod pca;
+mod pipeline;
 mod stats;
 mod synthetic;
 
-pub use augment::{batch_rng, epoch_order, make_batch, Augment, Batch};
+pub use augment::{batch_rng, epoch_order, make_batch, mix_rng, Augment, Batch};
+pub use augment_config::{
+    AugmentConfig, ColorJitterConfig, RandAugmentConfig, RandomResizedCropConfig, ScaleJitterConfig,
+};
+pub use grid::{grid, save_png};
 pub use image_file::load_image;
 pub use loader::{num_batches, Loader};
+pub use mix::{cutmix, cutmix_box, mixup, BatchMix, MixedBatch};
+pub use ops::Image;
+pub use pca::{pca_lighting, symmetric_eigen3, Pca};
+pub use pipeline::{
+    color_jitter, cutout, make_batch_with, rand_augment, rrc_params, scale_jitter, Pipeline,
+    RandOp, Transform,
+};
 pub use stats::Normalization;
 
 /// The schemes `load` understands, for error messages.

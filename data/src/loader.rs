@@ -6,7 +6,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::augment::{batch_rng, epoch_order, make_batch, Augment, Batch};
+use crate::pipeline::{make_batch_with, Pipeline};
 use crate::{Normalization, Split};
+
+/// How workers augment: the original two-field [`Augment`] or a [`Pipeline`].
+enum Augmentation {
+    Basic(Option<Augment>),
+    Pipeline(Option<Pipeline>),
+}
 
 /// Batches buffered per worker; with two workers about four are in flight.
 const PER_WORKER_CAPACITY: usize = 2;
@@ -37,6 +44,63 @@ impl Loader {
         shape: [usize; 3],
         norm: Normalization,
         augment: Option<Augment>,
+        batch_size: usize,
+        shuffle: bool,
+        drop_last: bool,
+        seed: u64,
+        epoch: u64,
+        start_batch: usize,
+    ) -> Loader {
+        Self::spawn(
+            split,
+            shape,
+            norm,
+            Augmentation::Basic(augment),
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+            epoch,
+            start_batch,
+        )
+    }
+
+    /// [`Loader::new`] with a [`Pipeline`] instead of an [`Augment`]: each
+    /// batch is [`make_batch_with`] of the same indices and RNG, so
+    /// `Some(Pipeline::from(augment))` yields exactly `new`'s batches.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_pipeline(
+        split: Arc<Split>,
+        shape: [usize; 3],
+        norm: Normalization,
+        pipeline: Option<Pipeline>,
+        batch_size: usize,
+        shuffle: bool,
+        drop_last: bool,
+        seed: u64,
+        epoch: u64,
+        start_batch: usize,
+    ) -> Loader {
+        Self::spawn(
+            split,
+            shape,
+            norm,
+            Augmentation::Pipeline(pipeline),
+            batch_size,
+            shuffle,
+            drop_last,
+            seed,
+            epoch,
+            start_batch,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        split: Arc<Split>,
+        shape: [usize; 3],
+        norm: Normalization,
+        augment: Augmentation,
         batch_size: usize,
         shuffle: bool,
         drop_last: bool,
@@ -79,14 +143,24 @@ impl Loader {
                         let lo = b * batch_size;
                         let hi = (lo + batch_size).min(n);
                         let mut rng = batch_rng(seed, epoch, b as u64);
-                        let batch = make_batch(
-                            &split,
-                            &order[lo..hi],
-                            shape,
-                            &norm,
-                            augment.as_ref().as_ref(),
-                            &mut rng,
-                        );
+                        let batch = match augment.as_ref() {
+                            Augmentation::Basic(a) => make_batch(
+                                &split,
+                                &order[lo..hi],
+                                shape,
+                                &norm,
+                                a.as_ref(),
+                                &mut rng,
+                            ),
+                            Augmentation::Pipeline(p) => make_batch_with(
+                                &split,
+                                &order[lo..hi],
+                                shape,
+                                &norm,
+                                p.as_ref(),
+                                &mut rng,
+                            ),
+                        };
                         // The receiver is gone: the loader was dropped.
                         if tx.send(batch).is_err() {
                             return;
@@ -237,6 +311,72 @@ mod tests {
         assert_eq!(got.len(), 11);
         assert_eq!(got.last().unwrap().len, 3);
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn pipeline_loader_matches_basic_and_make_batch_with() {
+        let (split, shape, norm) = setup(53);
+        let basic: Vec<Batch> = Loader::new(
+            split.clone(),
+            shape,
+            norm.clone(),
+            aug(),
+            8,
+            true,
+            false,
+            4,
+            1,
+            0,
+        )
+        .collect();
+        let piped: Vec<Batch> = Loader::with_pipeline(
+            split.clone(),
+            shape,
+            norm.clone(),
+            aug().map(Pipeline::from),
+            8,
+            true,
+            false,
+            4,
+            1,
+            0,
+        )
+        .collect();
+        assert_eq!(piped, basic);
+        let rich = Pipeline {
+            steps: vec![
+                crate::Transform::RandAugment { n: 2, m: 9 },
+                crate::Transform::Cutout { size: 3 },
+            ],
+        };
+        let order = epoch_order(split.len(), 4, 1);
+        let got: Vec<Batch> = Loader::with_pipeline(
+            split.clone(),
+            shape,
+            norm.clone(),
+            Some(rich.clone()),
+            8,
+            true,
+            false,
+            4,
+            1,
+            2,
+        )
+        .collect();
+        assert_eq!(got.len(), 5);
+        for (k, b) in got.iter().enumerate() {
+            let bi = k + 2;
+            let hi = ((bi + 1) * 8).min(53);
+            let want = make_batch_with(
+                &split,
+                &order[bi * 8..hi],
+                shape,
+                &norm,
+                Some(&rich),
+                &mut batch_rng(4, 1, bi as u64),
+            );
+            assert_eq!(*b, want);
+        }
     }
 
     #[test]
