@@ -136,6 +136,9 @@ enum Command {
         the top classes are printed with their softmax probabilities.\n\n\
         Example: cnncost predict cifar_small --weights runs/cifar_small cat.png")]
     Predict(run::PredictArgs),
+    /// Draw a grid of augmented training images (what a config's augmentation does)
+    #[command(long_about = run::AUGMENT_ABOUT)]
+    Augment(run::AugmentArgs),
     /// Write the network's graph in Graphviz DOT (render with `dot -Tsvg`)
     Graph {
         /// The .net file or zoo name
@@ -528,6 +531,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => run::run_train(args),
         Some(Command::Eval(args)) => run::run_eval(args),
         Some(Command::Predict(args)) => run::run_predict(args),
+        Some(Command::Augment(args)) => run::run_augment(args),
         Some(Command::Graph { file, net }) => load(file, net).and_then(|n| emit(&render::dot(&n))),
         None => run_analyze(&cli.analyze),
     };

@@ -490,3 +490,129 @@ pub fn run_predict(args: &PredictArgs) -> Result<(), Failed> {
     }
     crate::emit(&out)
 }
+
+pub const AUGMENT_ABOUT: &str = "\
+Write a grid of augmented training images, to see what a config's
+augmentation does before training with it. Row i shows training image i
+(first column, unaugmented) and then --variants augmented copies; with
+Mixup or CutMix configured, each column is mixed as one batch. The network
+is compiled for the data (as `train` does) so the input shape is the one
+training would use.
+
+Example:
+  cnncost augment cifar_small --data folder:../shared/data/cifar10-jpeg --config docs/pictures/augment_grid.yaml --out grid.png";
+
+#[derive(Args)]
+pub struct AugmentArgs {
+    /// The .net file or zoo name
+    pub file: PathBuf,
+    #[arg(long, value_name = "SPEC")]
+    pub data: String,
+    /// Training settings in YAML; its `augment:` section is what is drawn
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The PNG to write
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Training images, one per row
+    #[arg(long, default_value_t = 8)]
+    pub images: usize,
+    /// Augmented copies of each
+    #[arg(long, default_value_t = 7)]
+    pub variants: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+pub fn run_augment(args: &AugmentArgs) -> Result<(), Failed> {
+    let (name, text) = read_source(&args.file)?;
+    let config = match &args.config {
+        Some(path) => {
+            let yaml = std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("{}: cannot read: {e}", path.display())))?;
+            TrainConfig::from_yaml(&path.display().to_string(), &yaml).map_err(fail)?
+        }
+        None => TrainConfig::default(),
+    };
+    let dataset = load_data(&args.data)?;
+    compile_for(
+        &name,
+        &text,
+        &args.net,
+        dataset.shape,
+        Some(dataset.classes.len()),
+    )?;
+    let shape = dataset.shape;
+    let n = args.images.clamp(1, dataset.train.len().max(1));
+    let pca = if config.augment.needs_pca() {
+        Some(
+            data::Pca::of(&dataset.train, shape)
+                .ok_or_else(|| fail("PCA lighting needs RGB images"))?,
+        )
+    } else {
+        None
+    };
+    let pipeline = config.augment.pipeline(pca.as_ref());
+    let mix = config.augment.batch_mix();
+    let identity = Normalization::identity(shape[0]);
+    let indices: Vec<usize> = (0..n).collect();
+    let to_bytes = |v: &[f32]| -> Vec<u8> {
+        v.iter()
+            .map(|x| (x * 255.0).round().clamp(0.0, 255.0) as u8)
+            .collect()
+    };
+    let size = shape.iter().product::<usize>();
+    let mut columns: Vec<Vec<Vec<u8>>> = vec![indices
+        .iter()
+        .map(|&i| dataset.train.image(i, shape).to_vec())
+        .collect()];
+    for v in 0..args.variants {
+        let mut rng = data::batch_rng(args.seed, 0, v as u64);
+        let batch = data::make_batch_with(
+            &dataset.train,
+            &indices,
+            shape,
+            &identity,
+            Some(&pipeline),
+            &mut rng,
+        );
+        let images = match &mix {
+            Some(m) => {
+                m.apply(&batch, shape, &mut data::mix_rng(args.seed, 0, v as u64))
+                    .images
+            }
+            None => batch.images,
+        };
+        columns.push(images.chunks(size).map(to_bytes).collect());
+    }
+    // Row-major: image i's original, then its variants.
+    let cols = columns.len();
+    let tiles: Vec<Vec<u8>> = (0..n)
+        .flat_map(|i| columns.iter().map(move |c| c[i].clone()))
+        .collect();
+    let (rgb, w, h) = data::grid(&tiles, shape, cols);
+    // Small images (CIFAR's 32 pixels) are enlarged, nearest neighbour, to
+    // be seen: each tile about 128 pixels.
+    let k = (128 / shape[1].max(shape[2]).max(1)).max(1);
+    let (rgb, w, h) = if k > 1 {
+        let mut big = vec![0u8; rgb.len() * k * k];
+        for y in 0..h * k {
+            for x in 0..w * k {
+                let src = ((y / k) * w + x / k) * 3;
+                big[(y * w * k + x) * 3..][..3].copy_from_slice(&rgb[src..src + 3]);
+            }
+        }
+        (big, w * k, h * k)
+    } else {
+        (rgb, w, h)
+    };
+    data::save_png(&args.out, &rgb, w, h).map_err(fail)?;
+    eprintln!(
+        "wrote {} ({n} images x {} augmented copies, {w}x{h} pixels)",
+        args.out.display(),
+        args.variants
+    );
+    Ok(())
+}

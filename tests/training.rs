@@ -12,7 +12,7 @@ use runtime::train::{train, TrainJob, CHECKPOINT, METRICS};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Conv, BN, dropout and augmentation: every source of randomness.
+/// Conv, BN, dropout, augmentation and Mixup: every source of randomness.
 const NET: &str = "network tiny(classes = 10)
 input 3x32x32
 conv1: conv 8 k=3 s=2 p=1 bias=false
@@ -39,6 +39,9 @@ fn config() -> TrainConfig {
         augment: AugmentConfig {
             crop_padding: 2,
             flip: true,
+            cutout: Some(4),
+            mixup: Some(0.2),
+            ..AugmentConfig::default()
         },
         ..TrainConfig::default()
     }

@@ -4,6 +4,7 @@
 
 use crate::optim::{OptimizerKind, OptimizerSettings};
 use crate::schedule::{Schedule, ScheduleKind};
+pub use data::AugmentConfig;
 use serde::{Deserialize, Serialize};
 
 /// Every training setting, with its default. docs/training.md explains each.
@@ -48,16 +49,10 @@ pub struct TrainConfig {
     pub clip_grad_norm: Option<f64>,
     /// Weight of each auxiliary head's loss (GoogLeNet's 0.3).
     pub aux_weight: f64,
+    /// Training-split augmentation (the data crate's pipeline: flip, crop,
+    /// random resized crop, scale jitter, colour jitter, PCA lighting,
+    /// RandAugment, Cutout, and Mixup or CutMix per batch).
     pub augment: AugmentConfig,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AugmentConfig {
-    /// Random crop after zero-padding each side by this many pixels (0: off).
-    pub crop_padding: usize,
-    /// Random horizontal flip with probability 0.5.
-    pub flip: bool,
 }
 
 impl Default for TrainConfig {
@@ -153,6 +148,9 @@ impl TrainConfig {
             if c.is_nan() || c <= 0.0 {
                 problems.push(format!("`clip_grad_norm` must be positive, not {c}"));
             }
+        }
+        if let Err(e) = self.augment.validate() {
+            problems.push(format!("augment: {e}"));
         }
         if problems.is_empty() {
             Ok(())

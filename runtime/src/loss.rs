@@ -37,6 +37,22 @@ pub fn training_loss(
     Ok(loss)
 }
 
+/// The loss of a Mixup/CutMix batch: lambda times the loss against the
+/// first labels plus (1 - lambda) times the loss against their partners'
+/// (Zhang et al. 2018), heads included.
+pub fn mixed_training_loss(
+    out: &Outputs,
+    labels_a: &Tensor,
+    labels_b: &Tensor,
+    lambda: f64,
+    aux_weight: f64,
+    smoothing: f64,
+) -> candle_core::Result<Tensor> {
+    let a = training_loss(out, labels_a, aux_weight, smoothing)?;
+    let b = training_loss(out, labels_b, aux_weight, smoothing)?;
+    (a * lambda)? + (b * (1.0 - lambda))?
+}
+
 /// How many of `logits`' rows have their largest value at the label, and
 /// how many have the label among their `k` largest.
 pub fn correct_top1_topk(
@@ -67,4 +83,42 @@ pub fn correct_top1_topk(
         }
     }
     Ok((top1, topk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn a_mixed_loss_interpolates_the_two_labels_losses() {
+        let logits = Tensor::new(&[[2.0f64, 0.5, -1.0], [0.1, 0.2, 0.3]], &Device::Cpu).unwrap();
+        let out = Outputs {
+            main: logits,
+            heads: vec![],
+        };
+        let a = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[1u32, 0], &Device::Cpu).unwrap();
+        let la = training_loss(&out, &a, 0.3, 0.0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let lb = training_loss(&out, &b, 0.3, 0.0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let mixed = |l: f64| {
+            mixed_training_loss(&out, &a, &b, l, 0.3, 0.0)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert!((mixed(1.0) - la).abs() < 1e-12);
+        assert!((mixed(0.0) - lb).abs() < 1e-12);
+        assert!((mixed(0.25) - (0.25 * la + 0.75 * lb)).abs() < 1e-12);
+        // Cross-entropy by hand for row 0, label 0: logsumexp - logit.
+        let lse0 = (2f64.exp() + 0.5f64.exp() + (-1f64).exp()).ln();
+        let lse1 = (0.1f64.exp() + 0.2f64.exp() + 0.3f64.exp()).ln();
+        assert!((la - ((lse0 - 2.0) + (lse1 - 0.3)) / 2.0).abs() < 1e-12);
+    }
 }

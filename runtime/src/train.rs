@@ -12,11 +12,11 @@
 use crate::checkpoint::{self, Checkpoint, FORMAT};
 use crate::config::TrainConfig;
 use crate::evaluate::{evaluate, images_tensor};
-use crate::loss::{correct_top1_topk, training_loss};
+use crate::loss::{correct_top1_topk, mixed_training_loss, training_loss};
 use crate::model::{Mode, Model};
 use crate::optim::Optimizer;
 use candle_core::{DType, Tensor};
-use data::{Augment, Dataset, Loader, Normalization};
+use data::{Dataset, Loader, Normalization, Pca};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -198,11 +198,21 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
     std::fs::write(&metrics_path, kept)
         .map_err(|e| format!("{}: cannot write: {e}", metrics_path.display()))?;
 
-    let augment = Augment {
-        crop_padding: config.augment.crop_padding,
-        flip: config.augment.flip,
+    // PCA lighting needs the training split's colour covariance; it is a
+    // function of the data, so a resumed run recomputes the same one.
+    let pca = if config.augment.needs_pca() {
+        Some(Pca::of(&train_split, job.dataset.shape).ok_or_else(|| {
+            format!(
+                "{}: PCA lighting needs RGB training images",
+                job.dataset.source
+            )
+        })?)
+    } else {
+        None
     };
-    let augment = (augment.crop_padding > 0 || augment.flip).then_some(augment);
+    let pipeline = config.augment.pipeline(pca.as_ref());
+    let pipeline = (!pipeline.is_empty()).then_some(pipeline);
+    let batch_mix = config.augment.batch_mix();
     let per_epoch = data::num_batches(train_split.len(), config.batch_size, false) as u64;
     let total = per_epoch * config.epochs;
     let schedule = config.schedule();
@@ -214,11 +224,11 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
     };
     for epoch in first_epoch..last_epoch {
         let started = Instant::now();
-        let loader = Loader::new(
+        let loader = Loader::with_pipeline(
             train_split.clone(),
             job.dataset.shape,
             norm.clone(),
-            augment.clone(),
+            pipeline.clone(),
             config.batch_size,
             true,
             false,
@@ -238,21 +248,44 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
         } else {
             ProgressBar::hidden()
         };
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
         let mut lr = schedule.lr_at(step, per_epoch, total);
         let mut train_time = 0f64;
-        for batch in loader {
+        for (b, batch) in loader.enumerate() {
             let t0 = Instant::now();
             lr = schedule.lr_at(step, per_epoch, total);
-            let x = images_tensor(model, batch.images, batch.len).map_err(err("batch"))?;
-            let labels =
-                Tensor::new(batch.labels.as_slice(), model.device()).map_err(err("labels"))?;
+            let mixed = batch_mix.as_ref().map(|m| {
+                m.apply(
+                    &batch,
+                    job.dataset.shape,
+                    &mut data::mix_rng(config.seed, epoch, b as u64),
+                )
+            });
+            let images = match &mixed {
+                Some(m) => m.images.clone(),
+                None => batch.images.clone(),
+            };
+            let x = images_tensor(model, images, batch.len).map_err(err("batch"))?;
+            let tensor_of =
+                |labels: &[u32]| Tensor::new(labels, model.device()).map_err(err("labels"));
+            let labels = tensor_of(&batch.labels)?;
             let mut rng = step_rng(config.seed, step);
             let out = model
                 .forward(&x, Mode::Train, &mut rng)
                 .map_err(err("forward"))?;
-            let loss = training_loss(&out, &labels, config.aux_weight, config.label_smoothing)
-                .map_err(err("loss"))?;
+            let loss = match &mixed {
+                None => training_loss(&out, &labels, config.aux_weight, config.label_smoothing)
+                    .map_err(err("loss"))?,
+                Some(m) => mixed_training_loss(
+                    &out,
+                    &tensor_of(&m.labels_a)?,
+                    &tensor_of(&m.labels_b)?,
+                    f64::from(m.lambda),
+                    config.aux_weight,
+                    config.label_smoothing,
+                )
+                .map_err(err("loss"))?,
+            };
             let loss_value = scalar(&loss).map_err(err("loss"))?;
             if !loss_value.is_finite() {
                 bar.abandon();
@@ -280,10 +313,22 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
                 g = clip(g, max).map_err(err("clipping"))?;
             }
             optimizer.step(model, &g, lr).map_err(err("optimizer"))?;
-            let (c1, _) =
-                correct_top1_topk(&out.main, &batch.labels, 1).map_err(err("accuracy"))?;
+            // On a mixed batch, accuracy is the lambda-weighted hit rate on
+            // both label sets.
+            let hits = |labels: &[u32]| -> Result<f64, String> {
+                Ok(correct_top1_topk(&out.main, labels, 1)
+                    .map_err(err("accuracy"))?
+                    .0 as f64)
+            };
+            let hit = match &mixed {
+                None => hits(&batch.labels)?,
+                Some(m) => {
+                    let l = f64::from(m.lambda);
+                    l * hits(&m.labels_a)? + (1.0 - l) * hits(&m.labels_b)?
+                }
+            };
             loss_sum += loss_value * batch.len as f64;
-            correct += c1;
+            correct += hit;
             seen += batch.len;
             step += 1;
             train_time += t0.elapsed().as_secs_f64();
@@ -291,7 +336,7 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             let status = format!(
                 "loss {:.4} acc {:.1}% {:.0} img/s",
                 loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
+                100.0 * correct / seen as f64,
                 seen as f64 / train_time.max(1e-9)
             );
             // Without a terminal the bar is hidden: a log gets a line per
@@ -312,7 +357,7 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
         let m = EpochMetrics {
             epoch: epoch + 1,
             train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: 100.0 * correct as f64 / seen.max(1) as f64,
+            train_acc: 100.0 * correct / seen.max(1) as f64,
             test_loss: report.loss,
             test_acc: report.top1,
             test_top5: report.top5,
