@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod compare;
+mod plot;
 mod run;
 mod zoo;
 
@@ -139,6 +140,24 @@ enum Command {
     /// Draw a grid of augmented training images (what a config's augmentation does)
     #[command(long_about = run::AUGMENT_ABOUT)]
     Augment(run::AugmentArgs),
+    /// Draw a run's training curves and say what they suggest
+    #[command(
+        long_about = "Draw the curves of a training run from RUN_DIR/metrics.jsonl \
+        and RUN_DIR/losses.csv: the training loss of every step (points) with its \
+        moving average, and train and test accuracy per epoch. Writes \
+        RUN_DIR/curves.png and RUN_DIR/curves.svg (or --out FILE.png|svg) and \
+        prints the lecture's reading: a flat start (bad initialisation), a \
+        train/test gap (overfitting: regularise or add data), no gap \
+        (underfitting: train longer or a bigger model), accuracy still rising \
+        (train longer).\n\nExample: cnncost plot runs/cifar_small"
+    )]
+    Plot {
+        /// A run directory written by `cnncost train`
+        run: PathBuf,
+        /// Write only this file (.png or .svg)
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Write the network's graph in Graphviz DOT (render with `dot -Tsvg`)
     Graph {
         /// The .net file or zoo name
@@ -517,6 +536,45 @@ fn run_weights(file: &Path, inference: bool, net_args: &NetArgs) -> Result<(), F
     emit(&out)
 }
 
+fn run_plot(dir: &Path, out: Option<&Path>) -> Result<(), Failed> {
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        Failed
+    };
+    let (epochs, mut steps) = plot::read_run(dir).map_err(fail)?;
+    let mut title = format!("{} ({} epochs)", dir.display(), epochs.len());
+    if steps.is_empty() {
+        // A run without losses.csv: its per-epoch training loss stands in.
+        steps = epochs
+            .iter()
+            .map(|m| plot::StepLoss {
+                step: m.epoch,
+                loss: m.train_loss,
+            })
+            .collect();
+        title.push_str(": no per-step losses, the loss panel shows epochs");
+    }
+    let files = match out {
+        Some(o) => vec![o.to_path_buf()],
+        None => vec![dir.join("curves.png"), dir.join("curves.svg")],
+    };
+    for f in &files {
+        plot::draw_curves(f, &title, &epochs, &steps).map_err(fail)?;
+    }
+    let mut text = format!(
+        "wrote {}\n",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for note in plot::read_curves(&epochs, &steps) {
+        text.push_str(&format!("- {note}\n"));
+    }
+    emit(&text)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -532,6 +590,7 @@ fn main() -> ExitCode {
         Some(Command::Eval(args)) => run::run_eval(args),
         Some(Command::Predict(args)) => run::run_predict(args),
         Some(Command::Augment(args)) => run::run_augment(args),
+        Some(Command::Plot { run, out }) => run_plot(run, out.as_deref()),
         Some(Command::Graph { file, net }) => load(file, net).and_then(|n| emit(&render::dot(&n))),
         None => run_analyze(&cli.analyze),
     };

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use runtime::checkpoint;
 use runtime::config::{AugmentConfig, TrainConfig};
 use runtime::model::Model;
-use runtime::train::{train, TrainJob, CHECKPOINT, METRICS};
+use runtime::train::{train, TrainJob, CHECKPOINT, LOSSES, METRICS};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -138,6 +138,12 @@ fn one_seed_gives_identical_checkpoints_and_a_resumed_run_ends_the_same() {
         "the resumed run ended with other weights"
     );
     assert_eq!(metrics(&a), metrics(&c));
+    let losses = |d: &Path| std::fs::read_to_string(d.join(LOSSES)).unwrap();
+    assert_eq!(
+        losses(&a),
+        losses(&c),
+        "per-step losses differ after resuming"
+    );
 
     // Another seed is another run.
     let d = temp_dir("d");
@@ -229,6 +235,19 @@ fn train_eval_and_predict_from_the_command_line() {
     ] {
         assert!(last.get(key).is_some(), "metrics lack {key}: {last}");
     }
+
+    // plot: both pictures, and a reading of the curves.
+    let o = cnncost(&["plot", out.to_str().unwrap()]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for f in ["curves.png", "curves.svg"] {
+        let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "{f} is {len} bytes");
+    }
+    assert!(stdout.lines().any(|l| l.starts_with("- ")), "{stdout}");
+    let losses = std::fs::read_to_string(out.join("losses.csv")).unwrap();
+    // 300 training images in batches of 50, 2 epochs: 12 steps.
+    assert_eq!(losses.lines().count(), 1 + 12, "{losses}");
 
     // eval --format json: the fields the issue names, and a confusion
     // matrix that counts every test image once.

@@ -31,6 +31,8 @@ use std::time::Instant;
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 /// One JSON line per epoch.
 pub const METRICS: &str = "metrics.jsonl";
+/// The training loss of every step: `step,epoch,loss,lr` (for `cnncost plot`).
+pub const LOSSES: &str = "losses.csv";
 
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,6 +199,21 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
     }
     std::fs::write(&metrics_path, kept)
         .map_err(|e| format!("{}: cannot write: {e}", metrics_path.display()))?;
+    let losses_path = job.out.join(LOSSES);
+    let mut kept = String::from("step,epoch,loss,lr\n");
+    if first_epoch > 0 {
+        if let Ok(text) = std::fs::read_to_string(&losses_path) {
+            for line in text.lines().skip(1) {
+                let s: Option<u64> = line.split(',').next().and_then(|v| v.parse().ok());
+                if s.is_some_and(|s| s <= step) {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+        }
+    }
+    std::fs::write(&losses_path, kept)
+        .map_err(|e| format!("{}: cannot write: {e}", losses_path.display()))?;
 
     // PCA lighting needs the training split's colour covariance; it is a
     // function of the data, so a resumed run recomputes the same one.
@@ -249,6 +266,7 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             ProgressBar::hidden()
         };
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
+        let mut losses = String::new();
         let mut lr = schedule.lr_at(step, per_epoch, total);
         let mut train_time = 0f64;
         for (b, batch) in loader.enumerate() {
@@ -331,6 +349,7 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             correct += hit;
             seen += batch.len;
             step += 1;
+            losses.push_str(&format!("{step},{},{loss_value},{lr}\n", epoch + 1));
             train_time += t0.elapsed().as_secs_f64();
             bar.inc(1);
             let status = format!(
@@ -379,6 +398,7 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             &metadata(job, &norm, epoch + 1, step, optimizer.steps),
         )?;
         append_line(&metrics_path, &m)?;
+        append_text(&losses_path, &losses)?;
         if job.progress {
             eprintln!(
                 "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% top-5 {:.2}% | lr {:.2e} | {:.0} img/s | {:.1} s",
@@ -401,10 +421,15 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
 
 fn append_line(path: &Path, m: &EpochMetrics) -> Result<(), String> {
     let line = serde_json::to_string(m).map_err(|e| e.to_string())?;
+    append_text(path, &format!("{line}\n"))
+}
+
+fn append_text(path: &Path, text: &str) -> Result<(), String> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
         .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-    writeln!(f, "{line}").map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }

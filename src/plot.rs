@@ -1,0 +1,307 @@
+//! `cnncost plot RUN_DIR`: the training curves of a run (the loss of every
+//! step with its moving average; train and test accuracy per epoch), and
+//! the lecture's reading of them.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use runtime::train::{EpochMetrics, LOSSES, METRICS};
+use std::path::Path;
+
+/// One step's loss, from `losses.csv`.
+pub struct StepLoss {
+    pub step: u64,
+    pub loss: f64,
+}
+
+/// Reads a run directory's `metrics.jsonl` and `losses.csv`.
+pub fn read_run(dir: &Path) -> Result<(Vec<EpochMetrics>, Vec<StepLoss>), String> {
+    let mpath = dir.join(METRICS);
+    let text = std::fs::read_to_string(&mpath).map_err(|e| {
+        format!(
+            "{}: cannot read: {e} (is {} a directory written by `cnncost train`?)",
+            mpath.display(),
+            dir.display()
+        )
+    })?;
+    let mut epochs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let m: EpochMetrics = serde_json::from_str(line)
+            .map_err(|e| format!("{}:{}: not a metrics line: {e}", mpath.display(), i + 1))?;
+        epochs.push(m);
+    }
+    let lpath = dir.join(LOSSES);
+    let mut steps = Vec::new();
+    if let Ok(text) = std::fs::read_to_string(&lpath) {
+        for (i, line) in text.lines().enumerate().skip(1) {
+            let mut f = line.split(',');
+            let step = f.next().and_then(|v| v.parse().ok());
+            let loss = f.nth(1).and_then(|v| v.parse().ok());
+            match (step, loss) {
+                (Some(step), Some(loss)) => steps.push(StepLoss { step, loss }),
+                _ => {
+                    return Err(format!(
+                        "{}:{}: expected step,epoch,loss,lr",
+                        lpath.display(),
+                        i + 1
+                    ))
+                }
+            }
+        }
+    }
+    if epochs.is_empty() {
+        return Err(format!("{}: no epoch has finished yet", mpath.display()));
+    }
+    Ok((epochs, steps))
+}
+
+/// The lecture's reading of the curves: what each shape suggests.
+pub fn read_curves(epochs: &[EpochMetrics], steps: &[StepLoss]) -> Vec<String> {
+    let mut notes = Vec::new();
+    // A flat start: over the first tenth of the steps the loss fell by
+    // less than 2% (a bad initialisation, or a learning rate far too low).
+    if steps.len() >= 20 {
+        let k = (steps.len() / 20).max(1);
+        let mean = |s: &[StepLoss]| s.iter().map(|x| x.loss).sum::<f64>() / s.len() as f64;
+        let first = mean(&steps[..k]);
+        let next = mean(&steps[k..2 * k]);
+        if first.is_finite() && next > first * 0.98 {
+            notes.push(format!(
+                "the loss was flat at the start ({first:.3} over the first {k} steps, {next:.3} over the next {k}): a sign of a bad initialisation or too low a learning rate (`--check-init` style test: at initialisation the loss should be about ln(classes))"
+            ));
+        }
+    }
+    let last = &epochs[epochs.len() - 1];
+    let gap = last.train_acc - last.test_acc;
+    if gap > 10.0 {
+        notes.push(format!(
+            "training accuracy is {gap:.1} points above test accuracy ({:.1}% against {:.1}%): overfitting; add regularisation (weight decay, dropout, augmentation) or data",
+            last.train_acc, last.test_acc
+        ));
+    } else if gap.abs() <= 2.0 && last.train_acc < 99.0 {
+        notes.push(format!(
+            "training and test accuracy are close ({:.1}% and {:.1}%): no overfitting yet, the model underfits; train longer or use a bigger model",
+            last.train_acc, last.test_acc
+        ));
+    }
+    if epochs.len() >= 2 {
+        let rise = last.test_acc - epochs[epochs.len() - 2].test_acc;
+        if rise > 0.5 {
+            notes.push(format!(
+                "test accuracy was still rising at the end (+{rise:.1} points in the last epoch): train longer"
+            ));
+        }
+    }
+    if notes.is_empty() {
+        notes.push("no warning sign: the loss fell from the start, train and test accuracy are neither far apart nor still rising".to_string());
+    }
+    notes
+}
+
+/// Draws the two panels to `path` (.png or .svg).
+pub fn draw_curves(
+    path: &Path,
+    title: &str,
+    epochs: &[EpochMetrics],
+    steps: &[StepLoss],
+) -> Result<(), String> {
+    let size = (1400, 560);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => draw(
+            SVGBackend::new(path, size).into_drawing_area(),
+            title,
+            epochs,
+            steps,
+        ),
+        Some("png") => draw(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            title,
+            epochs,
+            steps,
+        ),
+        _ => Err(format!("{}: give a .png or .svg file", path.display())),
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    epochs: &[EpochMetrics],
+    steps: &[StepLoss],
+) -> Result<(), String> {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the curves: {err}");
+    root.fill(&WHITE).map_err(e)?;
+    let root = root.titled(title, ("sans-serif", 26)).map_err(e)?;
+    let (left, right) = root.split_horizontally(700);
+
+    // Loss per step: the points, and a moving average over a 50th of the run.
+    let max_step = steps.last().map_or(1, |s| s.step).max(1);
+    let finite: Vec<f64> = steps
+        .iter()
+        .map(|s| s.loss)
+        .filter(|l| l.is_finite())
+        .collect();
+    let ymax = finite.iter().copied().fold(0f64, f64::max).max(1e-3) * 1.05;
+    let mut chart = ChartBuilder::on(&left)
+        .margin(20)
+        .caption("training loss per step", ("sans-serif", 20))
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0u64..max_step, 0f64..ymax)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss")
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    let light = RGBColor(120, 160, 220);
+    chart
+        .draw_series(
+            steps
+                .iter()
+                .filter(|s| s.loss.is_finite())
+                .map(|s| Circle::new((s.step, s.loss), 1, light.mix(0.5).filled())),
+        )
+        .map_err(e)?;
+    let w = (steps.len() / 50).max(1);
+    let mut avg = Vec::new();
+    let mut sum = 0f64;
+    for (i, s) in steps.iter().enumerate() {
+        sum += s.loss;
+        if i >= w {
+            sum -= steps[i - w].loss;
+        }
+        if i + 1 >= w && sum.is_finite() {
+            avg.push((s.step, sum / w as f64));
+        }
+    }
+    chart
+        .draw_series(LineSeries::new(avg, RGBColor(20, 60, 160).stroke_width(2)))
+        .map_err(e)?
+        .label(format!("moving average ({w} steps)"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(20, 60, 160)));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+
+    // Accuracy per epoch.
+    let n = epochs.len() as u64;
+    let lo = epochs
+        .iter()
+        .flat_map(|m| [m.train_acc, m.test_acc])
+        .fold(100f64, f64::min);
+    let mut chart = ChartBuilder::on(&right)
+        .margin(20)
+        .caption("accuracy per epoch", ("sans-serif", 20))
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0u64..n + 1, (lo - 5.0).max(0.0).floor()..100f64)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("accuracy (%)")
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    let blue = RGBColor(31, 119, 180);
+    let orange = RGBColor(230, 120, 20);
+    for (name, colour, values) in [
+        (
+            "train",
+            blue,
+            epochs
+                .iter()
+                .map(|m| (m.epoch, m.train_acc))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "test",
+            orange,
+            epochs
+                .iter()
+                .map(|m| (m.epoch, m.test_acc))
+                .collect::<Vec<_>>(),
+        ),
+    ] {
+        chart
+            .draw_series(LineSeries::new(values.clone(), colour.stroke_width(2)))
+            .map_err(e)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+        chart
+            .draw_series(
+                values
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, colour.filled())),
+            )
+            .map_err(e)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(epoch: u64, train_acc: f64, test_acc: f64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_loss: 1.0,
+            train_acc,
+            test_loss: 1.0,
+            test_acc,
+            test_top5: 100.0,
+            lr: 0.1,
+            images_per_s: 1.0,
+            seconds: 1.0,
+        }
+    }
+
+    fn falling(n: u64) -> Vec<StepLoss> {
+        (1..=n)
+            .map(|step| StepLoss {
+                step,
+                loss: 2.3 / step as f64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_lecture_reading_names_each_shape() {
+        let over = read_curves(&[epoch(1, 80.0, 70.0), epoch(2, 99.0, 71.0)], &falling(100));
+        assert!(over.iter().any(|n| n.contains("overfitting")), "{over:?}");
+        let under = read_curves(&[epoch(1, 50.0, 49.0), epoch(2, 52.0, 51.5)], &falling(100));
+        assert!(under.iter().any(|n| n.contains("underfits")), "{under:?}");
+        assert!(
+            under.iter().any(|n| n.contains("still rising")),
+            "{under:?}"
+        );
+        let flat: Vec<StepLoss> = (1..=100)
+            .map(|step| StepLoss { step, loss: 2.30 })
+            .collect();
+        let notes = read_curves(&[epoch(1, 10.0, 10.0)], &flat);
+        assert!(
+            notes.iter().any(|n| n.contains("flat at the start")),
+            "{notes:?}"
+        );
+        let fine = read_curves(&[epoch(1, 90.0, 85.0), epoch(2, 92.0, 85.2)], &falling(100));
+        assert_eq!(fine.len(), 1, "{fine:?}");
+        assert!(fine[0].starts_with("no warning sign"));
+    }
+}
