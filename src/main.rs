@@ -140,6 +140,9 @@ enum Command {
     /// Draw a grid of augmented training images (what a config's augmentation does)
     #[command(long_about = run::AUGMENT_ABOUT)]
     Augment(run::AugmentArgs),
+    /// Learning-rate range test: loss against a growing rate, plotted, with a suggestion
+    #[command(name = "lr-find", long_about = run::LR_FIND_ABOUT)]
+    LrFind(run::LrFindArgs),
     /// Draw a run's training curves and say what they suggest
     #[command(
         long_about = "Draw the curves of a training run from RUN_DIR/metrics.jsonl \
@@ -590,6 +593,7 @@ fn main() -> ExitCode {
         Some(Command::Eval(args)) => run::run_eval(args),
         Some(Command::Predict(args)) => run::run_predict(args),
         Some(Command::Augment(args)) => run::run_augment(args),
+        Some(Command::LrFind(args)) => run::run_lr_find(args),
         Some(Command::Plot { run, out }) => run_plot(run, out.as_deref()),
         Some(Command::Graph { file, net }) => load(file, net).and_then(|n| emit(&render::dot(&n))),
         None => run_analyze(&cli.analyze),

@@ -255,6 +255,87 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The learning-rate range test: smoothed loss against rate (log scale),
+/// with the suggested rate marked.
+pub fn draw_lr_find(
+    path: &Path,
+    name: &str,
+    points: &[(f64, f64)],
+    suggested: f64,
+) -> Result<(), String> {
+    let size = (900, 600);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => draw_lr(
+            SVGBackend::new(path, size).into_drawing_area(),
+            name,
+            points,
+            suggested,
+        ),
+        Some("png") => draw_lr(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            name,
+            points,
+            suggested,
+        ),
+        _ => Err(format!("{}: give a .png or .svg file", path.display())),
+    }
+}
+
+fn draw_lr<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    name: &str,
+    points: &[(f64, f64)],
+    suggested: f64,
+) -> Result<(), String> {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the plot: {err}");
+    root.fill(&WHITE).map_err(e)?;
+    let (x0, x1) = (points[0].0, points[points.len() - 1].0);
+    let (y0, y1) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let mut chart = ChartBuilder::on(&root)
+        .margin(20)
+        .caption(
+            format!("{name}: learning-rate range test"),
+            ("sans-serif", 24),
+        )
+        .x_label_area_size(50)
+        .y_label_area_size(60)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0 * 0.95)..(y1 * 1.05))
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("learning rate (log scale)")
+        .y_desc("smoothed training loss")
+        .x_label_formatter(&|v| format!("{v:.0e}"))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(LineSeries::new(
+            points.to_vec(),
+            RGBColor(31, 119, 180).stroke_width(2),
+        ))
+        .map_err(e)?;
+    let red = RGBColor(200, 30, 30);
+    chart
+        .draw_series(LineSeries::new(
+            vec![(suggested, y0 * 0.95), (suggested, y1 * 1.05)],
+            red.stroke_width(1),
+        ))
+        .map_err(e)?
+        .label(format!("suggested {suggested:.1e}"))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,15 @@ pub struct TrainArgs {
     /// No progress bar or per-epoch lines
     #[arg(long)]
     pub quiet: bool,
+    /// Sanity check instead of training: the loss at initialisation against ln(classes)
+    #[arg(long)]
+    pub check_init: bool,
+    /// Sanity check instead of training: overfit N minibatches (no augmentation or decay) to 100%
+    #[arg(long, value_name = "N")]
+    pub overfit: Option<usize>,
+    /// Step budget for --overfit
+    #[arg(long, default_value_t = 500, value_name = "STEPS")]
+    pub overfit_steps: u64,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -295,6 +304,9 @@ pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
     )?;
     let device = device(&args.device)?;
     let model = lower(&net, &device, config.seed)?;
+    if args.check_init || args.overfit.is_some() {
+        return sanity_checks(args, &model, &dataset, &config);
+    }
     let out = match (&args.out, &args.resume) {
         (Some(o), _) => o.clone(),
         (None, Some(r)) if r.is_dir() => r.clone(),
@@ -615,4 +627,149 @@ pub fn run_augment(args: &AugmentArgs) -> Result<(), Failed> {
         args.variants
     );
     Ok(())
+}
+
+/// `train --check-init` and `train --overfit N`: the lecture's checks
+/// before a long run. Exit status 1 when a check fails.
+fn sanity_checks(
+    args: &TrainArgs,
+    model: &Model,
+    data: &Dataset,
+    config: &TrainConfig,
+) -> Result<(), Failed> {
+    use runtime::sanity;
+    let mut ok = true;
+    let mut out = String::new();
+    if args.check_init {
+        let batches = sanity::fixed_batches(data, config.batch_size, 4, config.seed);
+        let c = sanity::check_init(model, &batches, data.classes.len()).map_err(fail)?;
+        out.push_str(&format!(
+            "loss at initialisation: {:.4} (ln({}) = {:.4}, over {} images)\n  {}\n",
+            c.loss,
+            data.classes.len(),
+            c.expected,
+            batches.iter().map(|b| b.len).sum::<usize>(),
+            c.verdict
+        ));
+        ok &= c.ok;
+    }
+    if let Some(n) = args.overfit {
+        let batches = sanity::fixed_batches(data, config.batch_size, n, config.seed);
+        let c = sanity::overfit(
+            model,
+            &batches,
+            config.optimizer_settings(),
+            config.lr(),
+            args.overfit_steps,
+        )
+        .map_err(fail)?;
+        out.push_str(&format!(
+            "overfitting {n} minibatch(es) of {}: loss {:.4} -> {:.4}, training accuracy {:.1}%\n  {}\n",
+            config.batch_size, c.first_loss, c.last_loss, c.last_accuracy, c.verdict
+        ));
+        ok &= c.ok;
+    }
+    crate::emit(&out)?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failed)
+    }
+}
+
+pub const LR_FIND_ABOUT: &str = "\
+A learning-rate range test (Smith 2017): train from initialisation while the
+rate grows exponentially from --min to --max, one step per batch, and record
+the smoothed loss; stop when it exceeds 4x its best. Draws loss against rate
+(log scale) and suggests the rate where the loss fell fastest before its
+minimum.
+
+Example:
+  cnncost lr-find cifar_small --data folder:../shared/data/cifar10-jpeg --out lr.png";
+
+#[derive(Args)]
+pub struct LrFindArgs {
+    /// The .net file or zoo name
+    pub file: PathBuf,
+    #[arg(long, value_name = "SPEC")]
+    pub data: String,
+    /// Training settings in YAML (optimizer, momentum, batch size, seed)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long, default_value_t = 1e-6)]
+    pub min: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub max: f64,
+    #[arg(long, default_value_t = 100)]
+    pub steps: u64,
+    /// The plot to write (.png or .svg)
+    #[arg(long, value_name = "FILE", default_value = "lr_find.png")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+pub fn run_lr_find(args: &LrFindArgs) -> Result<(), Failed> {
+    if !(args.min > 0.0 && args.max > args.min) {
+        return Err(fail("give 0 < --min < --max"));
+    }
+    let (name, text) = read_source(&args.file)?;
+    let config = match &args.config {
+        Some(path) => {
+            let yaml = std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("{}: cannot read: {e}", path.display())))?;
+            TrainConfig::from_yaml(&path.display().to_string(), &yaml).map_err(fail)?
+        }
+        None => TrainConfig::default(),
+    };
+    let dataset = load_data(&args.data)?;
+    let net = compile_for(
+        &name,
+        &text,
+        &args.net,
+        dataset.shape,
+        Some(dataset.classes.len()),
+    )?;
+    let model = lower(&net, &Device::Cpu, config.seed)?;
+    let norm = Normalization::of(&dataset.train, dataset.shape);
+    // As many epochs as the steps need, each in its own order (every epoch
+    // yields a batch: the split is not empty and the last batch is kept).
+    if dataset.train.is_empty() {
+        return Err(fail(format!("{}: the training split is empty", args.data)));
+    }
+    let train = std::sync::Arc::new(dataset.train.clone());
+    let (shape, batch, seed) = (dataset.shape, config.batch_size, config.seed);
+    let mut loader = (0u64..).flat_map(move |epoch| {
+        data::Loader::new(
+            train.clone(),
+            shape,
+            norm.clone(),
+            None,
+            batch,
+            true,
+            false,
+            seed,
+            epoch,
+            0,
+        )
+    });
+    let r = runtime::sanity::lr_find(
+        &model,
+        &mut loader,
+        config.optimizer_settings(),
+        (args.min, args.max, args.steps),
+    )
+    .map_err(fail)?;
+    if r.points.len() < 2 {
+        return Err(fail("the loss diverged at once: lower --min"));
+    }
+    crate::plot::draw_lr_find(&args.out, &net.name, &r.points, r.suggested).map_err(fail)?;
+    crate::emit(&format!(
+        "wrote {} ({} steps, rates {:.1e} to {:.1e})\nsuggested learning rate: {:.2e}\n",
+        args.out.display(),
+        r.points.len(),
+        r.points[0].0,
+        r.points[r.points.len() - 1].0,
+        r.suggested
+    ))
 }

@@ -405,3 +405,76 @@ fn a_state_dict_from_elsewhere_needs_its_normalisation() {
     let (_, err) = text(&o);
     assert!(err.contains("--mean has 2 values; give 1 or 3"), "{err}");
 }
+
+#[test]
+fn the_lectures_sanity_checks() {
+    let net = ["cifar_small", "--set", "width=8", "--data", "synthetic:300"];
+    // At initialisation the loss is about ln(10): a verdict, exit 0.
+    let o = cnncost(&[&["train"], &net[..], &["--check-init"]].concat());
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{stdout}{err}");
+    let loss: f64 = stdout.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!((loss - 10f64.ln()).abs() < 0.25 * 10f64.ln(), "{stdout}");
+    assert!(stdout.contains("as expected"), "{stdout}");
+    // One batch overfits to 100%; at a rate of 1e-9 the loss does not fall
+    // and the check fails with that diagnosis.
+    let o = cnncost(
+        &[
+            &["train"],
+            &net[..],
+            &["--overfit", "1", "--batch-size", "16", "--lr", "0.05"],
+        ]
+        .concat(),
+    );
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{stdout}{err}");
+    assert!(
+        stdout.contains("reached 100% training accuracy"),
+        "{stdout}"
+    );
+    let o = cnncost(
+        &[
+            &["train"],
+            &net[..],
+            &["--overfit", "1", "--lr", "1e-9", "--overfit-steps", "10"],
+        ]
+        .concat(),
+    );
+    let (stdout, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout.contains("the loss did not fall"), "{stdout}");
+    // The range test draws its plot and suggests a rate inside its range.
+    let dir = temp_dir("lr");
+    let png = dir.join("lr.png");
+    let o = cnncost(
+        &[
+            &["lr-find"],
+            &net[..],
+            &[
+                "--steps",
+                "20",
+                "--min",
+                "1e-4",
+                "--max",
+                "1",
+                "--out",
+                png.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let rate: f64 = stdout
+        .lines()
+        .last()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1e-4..=1.0).contains(&rate), "{stdout}");
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -15,5 +15,6 @@ pub mod kernels;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod sanity;
 pub mod schedule;
 pub mod train;
