@@ -94,6 +94,13 @@ impl Model {
         dtype: DType,
         rng: &mut impl Rng,
     ) -> Result<Model, LowerError> {
+        if !device.is_cpu() {
+            // Said here, before any work, rather than as a failure deep in
+            // the first forward pass.
+            return Err(LowerError(
+                "the runtime's own kernels (conv, pooling, batch norm, ReLU) run on the CPU only so far; use --device cpu".into(),
+            ));
+        }
         let input = match net.input {
             Shape::Image { c, h, w } => [
                 usize_of(c, "input channels")?,
