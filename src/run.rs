@@ -69,6 +69,18 @@ pub struct TrainArgs {
     /// No progress bar or per-epoch lines
     #[arg(long)]
     pub quiet: bool,
+    /// Transfer learning: start from these weights (checkpoint or state dict)
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<String>,
+    /// With --init: re-initialise the last linear layer (a new number of classes)
+    #[arg(long)]
+    pub replace_head: bool,
+    /// Keep these ops' weights fixed, by dotted name prefix (repeatable or comma-separated)
+    #[arg(long, value_name = "PREFIX", value_delimiter = ',')]
+    pub freeze: Vec<String>,
+    /// Learning-rate factor for everything but the last linear layer (e.g. 0.1)
+    #[arg(long, value_name = "X")]
+    pub backbone_lr_scale: Option<f64>,
     /// Sanity check instead of training: the loss at initialisation against ln(classes)
     #[arg(long)]
     pub check_init: bool,
@@ -284,6 +296,18 @@ pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
     if let Some(v) = args.seed {
         config.seed = v;
     }
+    if args.init.is_some() {
+        config.init = args.init.clone();
+    }
+    if args.replace_head {
+        config.replace_head = true;
+    }
+    if !args.freeze.is_empty() {
+        config.freeze = args.freeze.clone();
+    }
+    if let Some(v) = args.backbone_lr_scale {
+        config.backbone_lr_scale = v;
+    }
     config.validate().map_err(fail)?;
     let spec = match (&args.data, &resume) {
         (Some(d), _) => d.clone(),
@@ -303,7 +327,13 @@ pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
         Some(dataset.classes.len()),
     )?;
     let device = device(&args.device)?;
-    let model = lower(&net, &device, config.seed)?;
+    let mut model = lower(&net, &device, config.seed)?;
+    let notes = runtime::transfer::prepare(&mut model, &config, resume.is_some()).map_err(fail)?;
+    if !args.quiet {
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+    }
     if args.check_init || args.overfit.is_some() {
         return sanity_checks(args, &model, &dataset, &config);
     }

@@ -478,3 +478,128 @@ fn the_lectures_sanity_checks() {
     assert!(std::fs::metadata(&png).unwrap().len() > 1000);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The values of a model's tensor, by name.
+fn values(model: &Model, name: &str) -> Vec<f32> {
+    model
+        .tensor(name)
+        .unwrap()
+        .var
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+fn tiny(classes: i64, seed: u64) -> Model {
+    let overrides = dsl::Overrides {
+        set: vec![("classes".to_string(), dsl::value::Value::Int(classes))],
+        input: None,
+    };
+    let net = dsl::compile("tiny.net", NET, &overrides).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    Model::new(&net, &Device::Cpu, DType::F32, &mut rng).unwrap()
+}
+
+#[test]
+fn transfer_learning_loads_replaces_the_head_and_freezes() {
+    let dir = temp_dir("transfer");
+    let source = dir.join("source");
+    run(
+        &source,
+        TrainConfig {
+            epochs: 1,
+            ..config()
+        },
+        false,
+        None,
+    )
+    .unwrap();
+    let ckpt = source.join(CHECKPOINT).display().to_string();
+    let trained = checkpoint::load(&source).unwrap();
+    let stored = |name: &str| -> Vec<f32> {
+        trained.tensors[name]
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+
+    // Another number of classes without replace_head: an error that says what to do.
+    let mut five = tiny(5, 1);
+    let wanting = TrainConfig {
+        init: Some(ckpt.clone()),
+        ..config()
+    };
+    let e = runtime::transfer::prepare(&mut five, &wanting, false).unwrap_err();
+    assert!(
+        e.contains("`fc.weight` has shape [10, 8] in the file, the network expects [5, 8]")
+            && e.contains("replace-head"),
+        "{e}"
+    );
+
+    // With it: the backbone is the checkpoint's, the head fresh.
+    let mut model = tiny(10, 1);
+    let transfer = TrainConfig {
+        init: Some(ckpt),
+        replace_head: true,
+        freeze: vec!["conv1".into(), "bn1".into()],
+        backbone_lr_scale: 0.1,
+        epochs: 1,
+        ..config()
+    };
+    let notes = runtime::transfer::prepare(&mut model, &transfer, false).unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("the head (fc.weight, fc.bias) starts fresh")),
+        "{notes:?}"
+    );
+    assert_eq!(values(&model, "conv1.weight"), stored("conv1.weight"));
+    assert_ne!(values(&model, "fc.weight"), stored("fc.weight"));
+    let before_head = values(&model, "fc.weight");
+
+    // Training moves the head only: frozen weights and BN statistics stay.
+    let data = dataset();
+    let out = dir.join("target");
+    let job = TrainJob {
+        model: &model,
+        source: NET,
+        dataset: &data,
+        config: transfer.clone(),
+        out: out.clone(),
+        resume: None,
+        progress: false,
+        stop_after: None,
+    };
+    train(&job).unwrap();
+    for frozen in [
+        "conv1.weight",
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+    ] {
+        assert_eq!(values(&model, frozen), stored(frozen), "{frozen} moved");
+    }
+    assert_ne!(
+        values(&model, "fc.weight"),
+        before_head,
+        "the head did not train"
+    );
+
+    // A prefix that names nothing is an error, not a silent no-op.
+    let mut other = tiny(10, 1);
+    let e = runtime::transfer::prepare(
+        &mut other,
+        &TrainConfig {
+            freeze: vec!["conv".into()],
+            ..config()
+        },
+        false,
+    )
+    .unwrap_err();
+    assert!(e.contains("no op is named `conv`"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

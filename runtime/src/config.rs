@@ -49,6 +49,19 @@ pub struct TrainConfig {
     pub clip_grad_norm: Option<f64>,
     /// Weight of each auxiliary head's loss (GoogLeNet's 0.3).
     pub aux_weight: f64,
+    /// Transfer learning: start from these weights (a checkpoint, or a
+    /// safetensors / .pth state dict under the network's names) instead of
+    /// the initialisation; ignored when resuming.
+    pub init: Option<String>,
+    /// Leave the last linear layer at its fresh initialisation (a new
+    /// number of classes) when loading `init`.
+    pub replace_head: bool,
+    /// Ops (by dotted name prefix) whose weights stay fixed; their BN keeps
+    /// evaluation mode.
+    pub freeze: Vec<String>,
+    /// Learning-rate factor for everything but the last linear layer (0.1:
+    /// fine-tune the backbone at a tenth of the head's rate).
+    pub backbone_lr_scale: f64,
     /// Training-split augmentation (the data crate's pipeline: flip, crop,
     /// random resized crop, scale jitter, colour jitter, PCA lighting,
     /// RandAugment, Cutout, and Mixup or CutMix per batch).
@@ -81,6 +94,10 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             clip_grad_norm: None,
             aux_weight: 0.3,
+            init: None,
+            replace_head: false,
+            freeze: Vec::new(),
+            backbone_lr_scale: 1.0,
             augment: AugmentConfig::default(),
         }
     }
@@ -148,6 +165,12 @@ impl TrainConfig {
             if c.is_nan() || c <= 0.0 {
                 problems.push(format!("`clip_grad_norm` must be positive, not {c}"));
             }
+        }
+        if !(self.backbone_lr_scale >= 0.0 && self.backbone_lr_scale.is_finite()) {
+            problems.push(format!(
+                "`backbone_lr_scale` must be a number >= 0, not {}",
+                self.backbone_lr_scale
+            ));
         }
         if let Err(e) = self.augment.validate() {
             problems.push(format!("augment: {e}"));

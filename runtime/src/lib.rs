@@ -18,3 +18,4 @@ pub mod optim;
 pub mod sanity;
 pub mod schedule;
 pub mod train;
+pub mod transfer;

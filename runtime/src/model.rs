@@ -31,6 +31,12 @@ pub struct NamedTensor {
     pub name: String,
     pub var: Var,
     pub kind: TensorKind,
+    /// Not trained (transfer learning's `freeze`): no gradient reaches it
+    /// and the optimiser leaves it alone.
+    pub frozen: bool,
+    /// Multiplies the learning rate for this tensor (a backbone trained at a
+    /// tenth of the head's rate).
+    pub lr_scale: f64,
 }
 
 /// What a forward pass gives: the main output and the heads' outputs.
@@ -52,6 +58,8 @@ struct Step {
     /// How many later steps read this step's output; kept outputs (main and
     /// heads) get one more so they are never freed.
     readers: usize,
+    /// Frozen: weights read detached, BN on its running statistics.
+    frozen: bool,
 }
 
 /// A network lowered to candle: steps in execution order and the tensors
@@ -144,6 +152,8 @@ impl Model {
                         name: format!("{}.{suffix}", n.name),
                         var,
                         kind,
+                        frozen: false,
+                        lr_scale: 1.0,
                     });
                 }
             }
@@ -154,6 +164,7 @@ impl Model {
                 inputs,
                 tensors: own,
                 readers: 0,
+                frozen: false,
             });
         }
         let main = index_of[net.output.index()];
@@ -204,7 +215,17 @@ impl Model {
         &self,
         source: &std::collections::HashMap<String, Tensor>,
     ) -> Result<Vec<String>, String> {
-        for t in &self.tensors {
+        self.load_weights_except(source, &[])
+    }
+
+    /// `load_weights`, leaving the tensors named in `skip` as they are
+    /// (a head to re-initialise).
+    pub fn load_weights_except(
+        &self,
+        source: &std::collections::HashMap<String, Tensor>,
+        skip: &[String],
+    ) -> Result<Vec<String>, String> {
+        for t in self.tensors.iter().filter(|t| !skip.contains(&t.name)) {
             let Some(value) = source.get(&t.name) else {
                 if t.kind == TensorKind::Counter {
                     continue;
@@ -286,13 +307,56 @@ impl Model {
         Ok(Outputs { main, heads })
     }
 
-    /// A weight of the step, tracked for gradients unless inferring.
+    /// A weight of the step, tracked for gradients unless inferring or
+    /// frozen.
     fn param(&self, step: &Step, k: usize, mode: Mode) -> Tensor {
         let var = &self.tensors[step.tensors[k]].var;
         match mode {
+            _ if step.frozen => var.as_detached_tensor(),
             Mode::Infer => var.as_detached_tensor(),
             Mode::Train | Mode::Eval => var.as_tensor().clone(),
         }
+    }
+
+    /// Freezes every op named `p` or `p.*` for a prefix `p` (dotted names:
+    /// `layer1` freezes `layer1.0.conv1`, not `layer10`): its weights stop
+    /// training and its BN keeps evaluation mode (running statistics, no
+    /// updates). Returns how many ops were frozen, per prefix.
+    pub fn freeze(&mut self, prefixes: &[String]) -> Vec<usize> {
+        let matches = |name: &str, p: &str| {
+            name == p || (name.starts_with(p) && name[p.len()..].starts_with('.'))
+        };
+        let mut counts = vec![0; prefixes.len()];
+        for step in &mut self.steps {
+            for (i, p) in prefixes.iter().enumerate() {
+                if matches(&step.name, p) {
+                    counts[i] += 1;
+                    step.frozen = true;
+                }
+            }
+            if step.frozen {
+                for &t in &step.tensors {
+                    self.tensors[t].frozen = true;
+                }
+            }
+        }
+        counts
+    }
+
+    /// The names of the head's tensors: the last `linear` op before the
+    /// main output, the layer `--replace-head` re-initialises.
+    pub fn head_tensors(&self) -> Vec<String> {
+        let head = self.steps[..=self.main]
+            .iter()
+            .rev()
+            .find(|s| matches!(s.op, Op::Linear { .. }));
+        head.map(|s| {
+            s.tensors
+                .iter()
+                .map(|&t| self.tensors[t].name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// One op, forward. The one place that says how each op runs.
@@ -454,6 +518,12 @@ impl Model {
         let running_mean = &self.tensors[step.tensors[2]].var;
         let running_var = &self.tensors[step.tensors[3]].var;
         let counter = &self.tensors[step.tensors[4]].var;
+        // A frozen BN stays in evaluation mode while the rest trains.
+        let mode = if step.frozen && mode == Mode::Train {
+            Mode::Eval
+        } else {
+            mode
+        };
         match mode {
             Mode::Eval | Mode::Infer => {
                 let mean = running_mean.as_tensor().reshape(bshape.clone())?;

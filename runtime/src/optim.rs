@@ -84,6 +84,10 @@ impl Optimizer {
         let t = self.steps as i32;
         for (param, grad) in model.params().zip(grads) {
             let Some(grad) = grad else { continue };
+            if param.frozen {
+                continue;
+            }
+            let lr = lr * param.lr_scale;
             let p = param.var.as_tensor().detach();
             let grad = grad.detach();
             let state = self.state.get(&param.name);
