@@ -45,10 +45,7 @@ pub fn prepare(
                 String::new()
             }
         ));
-        let stray: Vec<&String> = unused
-            .iter()
-            .filter(|k| !k.starts_with("optim.") && !(config.replace_head && head.contains(k)))
-            .collect();
+        let stray: Vec<&String> = unused.iter().filter(|k| !k.starts_with("optim.")).collect();
         if !stray.is_empty() {
             notes.push(format!(
                 "{} tensor(s) of the file unused, first `{}`",
