@@ -115,12 +115,26 @@ pub struct EvalArgs {
     pub format: EvalFormat,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Test-time augmentation: average the predictions over the image and its mirror (flip),
+    /// 4 corner + centre crops of the image enlarged by 8/7 and their mirrors (10crop), or
+    /// 3 scales and their mirrors (multiscale; for networks ending in global pooling)
+    #[arg(long, value_enum, default_value = "none")]
+    pub tta: TtaArg,
     #[command(flatten)]
     pub norm: NormArgs,
     #[arg(long, default_value = "cpu")]
     pub device: String,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum TtaArg {
+    None,
+    Flip,
+    #[value(name = "10crop")]
+    TenCrop,
+    Multiscale,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -437,14 +451,43 @@ pub fn run_eval(args: &EvalArgs) -> Result<(), Failed> {
     load_weights(&model, &c)?;
     let norm = normalization(&c, &args.norm, dataset.shape[0])?;
     let test = std::sync::Arc::new(dataset.test.clone());
-    let r = runtime::evaluate::evaluate(
+    use runtime::evaluate::Tta;
+    if matches!(args.tta, TtaArg::Multiscale) {
+        // Other sizes reach a flatten unchanged only after global pooling.
+        let spatial_flatten = net.graph.node_indices().any(|n| {
+            matches!(net.graph[n].op, dsl::Op::Flatten)
+                && net
+                    .input_shapes(n)
+                    .first()
+                    .is_some_and(|s| matches!(s, dsl::Shape::Image { h, w, .. } if h * w > 1))
+        });
+        if spatial_flatten {
+            return Err(fail(format!(
+                "--tta multiscale feeds the network other image sizes, but {} flattens a spatial map into a fixed-size linear layer; use a network whose classifier follows global pooling (`gap`), or --tta flip / 10crop",
+                net.name
+            )));
+        }
+    }
+    let tta = match args.tta {
+        TtaArg::None => Tta::None,
+        TtaArg::Flip => Tta::Flip,
+        TtaArg::TenCrop => Tta::TenCrop,
+        TtaArg::Multiscale => Tta::MultiScale,
+    };
+    let r = runtime::evaluate::evaluate_tta(
         &model,
         &test,
         &norm,
         dataset.classes.len(),
         args.batch_size.max(1),
+        tta,
     )
-    .map_err(fail)?;
+    .map_err(|e| match tta {
+        Tta::MultiScale => fail(format!(
+            "{e}\n  (multiscale evaluation feeds other image sizes: it needs a network whose classifier follows global pooling, `gap`)"
+        )),
+        _ => fail(e),
+    })?;
     let text = match args.format {
         EvalFormat::Json => {
             let per_class: serde_json::Map<String, serde_json::Value> = dataset

@@ -286,6 +286,28 @@ fn train_eval_and_predict_from_the_command_line() {
     assert!(v["top5"].as_f64().unwrap() >= top1);
     assert_eq!(v["per_class"].as_object().unwrap().len(), 10);
 
+    // Test-time augmentation: every test image still counted once.
+    for tta in ["flip", "10crop", "multiscale"] {
+        let o = cnncost(&[
+            "eval",
+            "cifar_small",
+            "--set",
+            "width=8",
+            "--weights",
+            out.to_str().unwrap(),
+            "--data",
+            "synthetic:300",
+            "--format",
+            "json",
+            "--tta",
+            tta,
+        ]);
+        let (stdout, err) = text(&o);
+        assert!(o.status.success(), "{tta}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["images"].as_u64(), Some(60), "{tta}");
+    }
+
     // predict: one block per image, the top classes by probability.
     let png = dir.join("x.png");
     image_file(&png);

@@ -35,6 +35,83 @@ pub fn images_tensor(model: &Model, images: Vec<f32>, n: usize) -> candle_core::
     Tensor::from_vec(images, (n, c, h, w), model.device())?.to_dtype(model.dtype())
 }
 
+/// Test-time augmentation: predictions averaged (as probabilities) over
+/// several views of each test image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tta {
+    /// The image as it is.
+    None,
+    /// The image and its mirror.
+    Flip,
+    /// The lecture's 10 crops: the image enlarged by 8/7 (as 256 is to 224),
+    /// its 4 corner crops and centre crop at the input size, and their
+    /// mirrors.
+    TenCrop,
+    /// The image at 7/8, 1 and 5/4 of its size, and mirrored: for networks
+    /// whose classifier follows global pooling, so any size goes through.
+    MultiScale,
+}
+
+/// The views of one batch `x` (N, C, H, W) for `tta`.
+fn views(x: &Tensor, tta: Tta) -> candle_core::Result<Vec<Tensor>> {
+    let (n, c, h, w) = x.dims4()?;
+    let mirror = |t: &Tensor| -> candle_core::Result<Tensor> {
+        let w = t.dim(3)?;
+        let idx: Vec<u32> = (0..w as u32).rev().collect();
+        t.index_select(&Tensor::new(idx.as_slice(), t.device())?, 3)
+    };
+    // Bilinear resizing through the data crate's image ops (normalised
+    // values resize like pixels: the map is linear).
+    let resize = |t: &Tensor, oh: usize, ow: usize| -> candle_core::Result<Tensor> {
+        let values: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let mut out = Vec::with_capacity(n * c * oh * ow);
+        for img in values.chunks(c * h * w) {
+            let image = data::Image {
+                c,
+                h,
+                w,
+                data: img.to_vec(),
+            };
+            out.extend(data::ops::resize(&image, oh, ow).data);
+        }
+        Tensor::from_vec(out, (n, c, oh, ow), t.device())?.to_dtype(t.dtype())
+    };
+    Ok(match tta {
+        Tta::None => vec![x.clone()],
+        Tta::Flip => vec![x.clone(), mirror(x)?],
+        Tta::TenCrop => {
+            let (bh, bw) = ((h * 8).div_ceil(7), (w * 8).div_ceil(7));
+            let big = resize(x, bh, bw)?;
+            let mut v = Vec::new();
+            for (top, left) in [
+                (0, 0),
+                (0, bw - w),
+                (bh - h, 0),
+                (bh - h, bw - w),
+                ((bh - h) / 2, (bw - w) / 2),
+            ] {
+                let crop = big.narrow(2, top, h)?.narrow(3, left, w)?.contiguous()?;
+                v.push(mirror(&crop)?);
+                v.push(crop);
+            }
+            v
+        }
+        Tta::MultiScale => {
+            let mut v = Vec::new();
+            for (num, den) in [(7, 8), (1, 1), (5, 4)] {
+                let s = if num == den {
+                    x.clone()
+                } else {
+                    resize(x, (h * num).div_ceil(den), (w * num).div_ceil(den))?
+                };
+                v.push(mirror(&s)?);
+                v.push(s);
+            }
+            v
+        }
+    })
+}
+
 /// Runs the model in evaluation mode over the whole split.
 pub fn evaluate(
     model: &Model,
@@ -42,6 +119,19 @@ pub fn evaluate(
     norm: &Normalization,
     classes: usize,
     batch_size: usize,
+) -> candle_core::Result<EvalReport> {
+    evaluate_tta(model, split, norm, classes, batch_size, Tta::None)
+}
+
+/// `evaluate` with test-time augmentation: the loss and accuracies are
+/// those of the mean probabilities over the views.
+pub fn evaluate_tta(
+    model: &Model,
+    split: &Arc<Split>,
+    norm: &Normalization,
+    classes: usize,
+    batch_size: usize,
+    tta: Tta,
 ) -> candle_core::Result<EvalReport> {
     let loader = data::Loader::new(
         split.clone(),
@@ -62,16 +152,34 @@ pub fn evaluate(
     let mut no_rng = unused_rng();
     for batch in loader {
         let x = images_tensor(model, batch.images, batch.len)?;
-        let out = model.forward(&x, Mode::Infer, &mut no_rng)?;
         let labels = Tensor::new(batch.labels.as_slice(), model.device())?;
-        let loss = cross_entropy(&out.main, &labels, 0.0)?
+        // One view: the logits as they are (exactly what training saw);
+        // several: log of the mean probability, so that cross-entropy and
+        // the rankings are those of the averaged prediction.
+        let vs = views(&x, tta)?;
+        let scores = if vs.len() == 1 {
+            model.forward(&vs[0], Mode::Infer, &mut no_rng)?.main
+        } else {
+            let mut sum: Option<Tensor> = None;
+            for v in &vs {
+                let p =
+                    candle_nn::ops::softmax(&model.forward(v, Mode::Infer, &mut no_rng)?.main, 1)?;
+                sum = Some(match sum {
+                    None => p,
+                    Some(s) => (s + p)?,
+                });
+            }
+            let mean = (sum.expect("at least one view") / vs.len() as f64)?;
+            mean.clamp(1e-30, 1.0)?.log()?
+        };
+        let loss = cross_entropy(&scores, &labels, 0.0)?
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?;
         loss_sum += loss * batch.len as f64;
-        let (a, b) = correct_top1_topk(&out.main, &batch.labels, 5)?;
+        let (a, b) = correct_top1_topk(&scores, &batch.labels, 5)?;
         top1 += a;
         top5 += b;
-        let predicted = out.main.argmax(1)?.to_vec1::<u32>()?;
+        let predicted = scores.argmax(1)?.to_vec1::<u32>()?;
         for (&t, &p) in batch.labels.iter().zip(&predicted) {
             if (t as usize) < classes && (p as usize) < classes {
                 confusion[t as usize][p as usize] += 1;
@@ -122,4 +230,55 @@ pub fn predict(model: &Model, image: &[u8], norm: &Normalization) -> candle_core
         .to_dtype(DType::F32)?
         .flatten_all()?
         .to_vec1()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn tta_views_are_mirrors_crops_and_scales() {
+        // One 1x7x7 image whose value is its column index.
+        let x = Tensor::from_vec(
+            (0..49).map(|i| (i % 7) as f32).collect::<Vec<_>>(),
+            (1, 1, 7, 7),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let flip = views(&x, Tta::Flip).unwrap();
+        assert_eq!(flip.len(), 2);
+        let row: Vec<f32> = flip[1].flatten_all().unwrap().to_vec1::<f32>().unwrap()[..7].to_vec();
+        assert_eq!(row, vec![6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0]);
+        // 10 crops: the 7x7 image enlarged to 8x8, 5 crops of 7x7 and their mirrors.
+        let ten = views(&x, Tta::TenCrop).unwrap();
+        assert_eq!(ten.len(), 10);
+        assert!(ten.iter().all(|v| v.dims() == [1, 1, 7, 7]));
+        // A constant image stays constant in every view.
+        let c = Tensor::full(3f32, (2, 3, 7, 7), &Device::Cpu).unwrap();
+        for v in views(&c, Tta::TenCrop)
+            .unwrap()
+            .into_iter()
+            .chain(views(&c, Tta::MultiScale).unwrap())
+        {
+            let vals: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+            assert!(vals.iter().all(|&a| (a - 3.0).abs() < 1e-5));
+        }
+        let ms: Vec<Vec<usize>> = views(&x, Tta::MultiScale)
+            .unwrap()
+            .iter()
+            .map(|v| v.dims().to_vec())
+            .collect();
+        assert_eq!(
+            ms,
+            vec![
+                vec![1, 1, 7, 7],
+                vec![1, 1, 7, 7],
+                vec![1, 1, 7, 7],
+                vec![1, 1, 7, 7],
+                vec![1, 1, 9, 9],
+                vec![1, 1, 9, 9]
+            ]
+        );
+    }
 }
