@@ -140,6 +140,13 @@ enum Command {
     /// Draw a grid of augmented training images (what a config's augmentation does)
     #[command(long_about = run::AUGMENT_ABOUT)]
     Augment(run::AugmentArgs),
+    /// Average several trained models' probabilities: each one's accuracy and the ensemble's
+    #[command(
+        long_about = "Evaluate an ensemble: every --weights file (same network) \
+        on the test split, then the average of their predicted probabilities.\n\n\
+        Example: cnncost ensemble cifar_small --weights runs/a runs/b runs/c --data cifar10:DIR"
+    )]
+    Ensemble(run::EnsembleArgs),
     /// Learning-rate range test: loss against a growing rate, plotted, with a suggestion
     #[command(name = "lr-find", long_about = run::LR_FIND_ABOUT)]
     LrFind(run::LrFindArgs),
@@ -594,6 +601,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(args)) => run::run_predict(args),
         Some(Command::Augment(args)) => run::run_augment(args),
         Some(Command::LrFind(args)) => run::run_lr_find(args),
+        Some(Command::Ensemble(args)) => run::run_ensemble(args),
         Some(Command::Plot { run, out }) => run_plot(run, out.as_deref()),
         Some(Command::Graph { file, net }) => load(file, net).and_then(|n| emit(&render::dot(&n))),
         None => run_analyze(&cli.analyze),

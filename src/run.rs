@@ -846,3 +846,68 @@ pub fn run_lr_find(args: &LrFindArgs) -> Result<(), Failed> {
         r.suggested
     ))
 }
+
+#[derive(Args)]
+pub struct EnsembleArgs {
+    /// The .net file or zoo name (every member has this architecture)
+    pub file: PathBuf,
+    /// The members' weights: checkpoints (files or run directories) or state dicts
+    #[arg(long, value_name = "FILE", num_args = 2.., required = true)]
+    pub weights: Vec<PathBuf>,
+    /// The dataset whose test split is evaluated
+    #[arg(long, value_name = "SPEC")]
+    pub data: String,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub norm: NormArgs,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// `cnncost ensemble`: each member's accuracy and that of their averaged
+/// probabilities.
+pub fn run_ensemble(args: &EnsembleArgs) -> Result<(), Failed> {
+    let (name, text) = read_source(&args.file)?;
+    let dataset = load_data(&args.data)?;
+    let net = compile_for(
+        &name,
+        &text,
+        &args.net,
+        dataset.shape,
+        Some(dataset.classes.len()),
+    )?;
+    let classes = dataset.classes.len();
+    let test = std::sync::Arc::new(dataset.test.clone());
+    let mut sum: Vec<f32> = Vec::new();
+    let mut out = format!(
+        "{} on {} (test split, {} images)\n",
+        net.name,
+        args.data,
+        test.len()
+    );
+    for path in &args.weights {
+        let c = checkpoint::load(path).map_err(fail)?;
+        let model = lower(&net, &Device::Cpu, 0)?;
+        load_weights(&model, &c)?;
+        let norm = normalization(&c, &args.norm, dataset.shape[0])?;
+        let p = runtime::evaluate::probabilities(&model, &test, &norm, args.batch_size.max(1))
+            .map_err(fail)?;
+        let (t1, t5) = runtime::evaluate::accuracy_of(&p, &test.labels, classes);
+        out.push_str(&format!(
+            "  {:<40} top-1 {t1:6.2}%  top-5 {t5:6.2}%\n",
+            c.path.display()
+        ));
+        if sum.is_empty() {
+            sum = p;
+        } else {
+            sum.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+        }
+    }
+    let (t1, t5) = runtime::evaluate::accuracy_of(&sum, &test.labels, classes);
+    out.push_str(&format!(
+        "  {:<40} top-1 {t1:6.2}%  top-5 {t5:6.2}%\n",
+        format!("ensemble of {} (mean probability)", args.weights.len())
+    ));
+    crate::emit(&out)
+}

@@ -308,6 +308,32 @@ fn train_eval_and_predict_from_the_command_line() {
         assert_eq!(v["images"].as_u64(), Some(60), "{tta}");
     }
 
+    // An ensemble of one model twice is that model: the same accuracy as
+    // eval's.
+    let o = cnncost(&[
+        "ensemble",
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--weights",
+        out.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--data",
+        "synthetic:300",
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let accs: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| l.split("top-1").nth(1))
+        .map(|r| r.trim().split('%').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(accs.len(), 3, "{stdout}");
+    assert!(
+        accs.iter().all(|&a| (a - top1).abs() < 1e-9),
+        "{stdout} vs {top1}"
+    );
+
     // predict: one block per image, the top classes by probability.
     let png = dir.join("x.png");
     image_file(&png);

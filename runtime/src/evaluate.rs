@@ -216,6 +216,58 @@ pub fn evaluate_tta(
     })
 }
 
+/// The softmax of the main output for every image of `split`, row by row
+/// (N x classes, flattened): what an ensemble averages.
+pub fn probabilities(
+    model: &Model,
+    split: &Arc<Split>,
+    norm: &Normalization,
+    batch_size: usize,
+) -> candle_core::Result<Vec<f32>> {
+    let loader = data::Loader::new(
+        split.clone(),
+        model.input,
+        norm.clone(),
+        None,
+        batch_size,
+        false,
+        false,
+        0,
+        0,
+        0,
+    );
+    let mut out = Vec::new();
+    let mut rng = unused_rng();
+    for batch in loader {
+        let x = images_tensor(model, batch.images, batch.len)?;
+        let logits = model.forward(&x, Mode::Infer, &mut rng)?.main;
+        out.extend(
+            candle_nn::ops::softmax(&logits, 1)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+        );
+    }
+    Ok(out)
+}
+
+/// Top-1 and top-5 accuracy (%) of probability rows against labels.
+pub fn accuracy_of(probs: &[f32], labels: &[u32], classes: usize) -> (f64, f64) {
+    let (mut top1, mut top5) = (0usize, 0usize);
+    for (row, &label) in probs.chunks(classes.max(1)).zip(labels) {
+        let mine = row[label as usize];
+        let rank = row
+            .iter()
+            .enumerate()
+            .filter(|&(j, &v)| v > mine || (v == mine && j < label as usize))
+            .count();
+        top1 += usize::from(rank == 0);
+        top5 += usize::from(rank < 5);
+    }
+    let n = labels.len().max(1) as f64;
+    (100.0 * top1 as f64 / n, 100.0 * top5 as f64 / n)
+}
+
 /// Class probabilities (softmax of the main output) for one image's bytes
 /// (CHW, the model's input shape).
 pub fn predict(model: &Model, image: &[u8], norm: &Normalization) -> candle_core::Result<Vec<f32>> {
