@@ -351,6 +351,7 @@ mod tests {
             lr: 0.1,
             images_per_s: 1.0,
             seconds: 1.0,
+            ema_test_acc: None,
         }
     }
 

@@ -120,6 +120,9 @@ pub struct EvalArgs {
     /// 3 scales and their mirrors (multiscale; for networks ending in global pooling)
     #[arg(long, value_enum, default_value = "none")]
     pub tta: TtaArg,
+    /// Evaluate the checkpoint's moving average of the weights (a run with `ema:`)
+    #[arg(long)]
+    pub ema: bool,
     #[command(flatten)]
     pub norm: NormArgs,
     #[arg(long, default_value = "cpu")]
@@ -423,7 +426,10 @@ fn load_weights(model: &Model, c: &Checkpoint) -> Result<(), Failed> {
     let unused = model
         .load_weights(&c.tensors)
         .map_err(|e| fail(format!("{}: {e}", c.path.display())))?;
-    let stray: Vec<&String> = unused.iter().filter(|k| !k.starts_with("optim.")).collect();
+    let stray: Vec<&String> = unused
+        .iter()
+        .filter(|k| !k.starts_with("optim.") && !k.starts_with(runtime::ema::PREFIX))
+        .collect();
     if !stray.is_empty() {
         eprintln!(
             "warning: {}: {} tensor(s) not used by the network, first `{}`",
@@ -448,6 +454,38 @@ pub fn run_eval(args: &EvalArgs) -> Result<(), Failed> {
     )?;
     let device = device(&args.device)?;
     let model = lower(&net, &device, 0)?;
+    let mut c = c;
+    if args.ema {
+        let averaged: std::collections::HashMap<String, candle_core::Tensor> = c
+            .tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(runtime::ema::PREFIX)
+                    .map(|k| (k.to_string(), v.clone()))
+            })
+            .collect();
+        if averaged.is_empty() {
+            return Err(fail(format!(
+                "{}: no averaged weights in this checkpoint (train with `ema: 0.999` in the config)",
+                c.path.display()
+            )));
+        }
+        // Counters are not averaged: take them from the raw weights.
+        for t in &model.tensors {
+            if let (false, Some(v)) = (averaged.contains_key(&t.name), c.tensors.get(&t.name)) {
+                c.tensors
+                    .insert(format!("{}{}", runtime::ema::PREFIX, t.name), v.clone());
+            }
+        }
+        c.tensors = c
+            .tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix(runtime::ema::PREFIX)
+                    .map(|k| (k.to_string(), v.clone()))
+            })
+            .collect();
+    }
     load_weights(&model, &c)?;
     let norm = normalization(&c, &args.norm, dataset.shape[0])?;
     let test = std::sync::Arc::new(dataset.test.clone());

@@ -36,6 +36,7 @@ fn config() -> TrainConfig {
         epochs: 3,
         batch_size: 32,
         seed: 7,
+        ema: Some(0.9),
         augment: AugmentConfig {
             crop_padding: 2,
             flip: true,
@@ -650,4 +651,45 @@ fn transfer_learning_loads_replaces_the_head_and_freezes() {
     .unwrap_err();
     assert!(e.contains("no op is named `conv`"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_moving_average_of_the_weights() {
+    // Decay 0: the average is the weights themselves, and so is its accuracy.
+    let dir = temp_dir("ema0");
+    run(
+        &dir,
+        TrainConfig {
+            epochs: 1,
+            ema: Some(0.0),
+            ..config()
+        },
+        false,
+        None,
+    )
+    .unwrap();
+    let c = checkpoint::load(&dir).unwrap();
+    let v = |k: &str| -> Vec<f32> { c.tensors[k].flatten_all().unwrap().to_vec1().unwrap() };
+    assert_eq!(v("ema.fc.weight"), v("fc.weight"));
+    assert_eq!(v("ema.bn1.running_mean"), v("bn1.running_mean"));
+    let m = &metrics(&dir)[0];
+    assert_eq!(m["ema_test_acc"], m["test_acc"]);
+    // Decay 0.9: an average over the run, not the last weights.
+    let dir9 = temp_dir("ema9");
+    run(
+        &dir9,
+        TrainConfig {
+            epochs: 1,
+            ..config()
+        },
+        false,
+        None,
+    )
+    .unwrap();
+    let c9 = checkpoint::load(&dir9).unwrap();
+    let w = |k: &str| -> Vec<f32> { c9.tensors[k].flatten_all().unwrap().to_vec1().unwrap() };
+    assert_ne!(w("ema.fc.weight"), w("fc.weight"));
+    for d in [dir, dir9] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
 }

@@ -49,6 +49,9 @@ pub struct TrainConfig {
     pub clip_grad_norm: Option<f64>,
     /// Weight of each auxiliary head's loss (GoogLeNet's 0.3).
     pub aux_weight: f64,
+    /// Keep an exponential moving average of the weights with this decay
+    /// (0.999), evaluated beside the raw weights after each epoch.
+    pub ema: Option<f64>,
     /// Transfer learning: start from these weights (a checkpoint, or a
     /// safetensors / .pth state dict under the network's names) instead of
     /// the initialisation; ignored when resuming.
@@ -94,6 +97,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             clip_grad_norm: None,
             aux_weight: 0.3,
+            ema: None,
             init: None,
             replace_head: false,
             freeze: Vec::new(),
@@ -171,6 +175,11 @@ impl TrainConfig {
                 "`backbone_lr_scale` must be a number >= 0, not {}",
                 self.backbone_lr_scale
             ));
+        }
+        if let Some(d) = self.ema {
+            if !(0.0..1.0).contains(&d) {
+                problems.push(format!("`ema` must be in [0, 1), not {d}"));
+            }
         }
         if let Err(e) = self.augment.validate() {
             problems.push(format!("augment: {e}"));

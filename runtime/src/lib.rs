@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod ema;
 pub mod evaluate;
 pub mod init;
 pub mod kernels;

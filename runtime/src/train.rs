@@ -52,6 +52,9 @@ pub struct EpochMetrics {
     pub images_per_s: f64,
     /// Wall time of the epoch, evaluation included.
     pub seconds: f64,
+    /// With `ema`: test accuracy of the averaged weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_test_acc: Option<f64>,
 }
 
 /// What a training run needs.
@@ -234,6 +237,16 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
     let total = per_epoch * config.epochs;
     let schedule = config.schedule();
     let classes = job.dataset.classes.len();
+    let mut ema = match config.ema {
+        Some(decay) => {
+            let mut e = crate::ema::Ema::new(model, decay).map_err(err("ema"))?;
+            if let Some(c) = &job.resume {
+                e.load(model, &c.tensors).map_err(err("ema"))?;
+            }
+            Some(e)
+        }
+        None => None,
+    };
     let mut all = Vec::new();
     let last_epoch = match job.stop_after {
         Some(n) => (first_epoch + n).min(config.epochs),
@@ -331,6 +344,9 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
                 g = clip(g, max).map_err(err("clipping"))?;
             }
             optimizer.step(model, &g, lr).map_err(err("optimizer"))?;
+            if let Some(e) = ema.as_mut() {
+                e.update(model).map_err(err("ema"))?;
+            }
             // On a mixed batch, accuracy is the lambda-weighted hit rate on
             // both label sets.
             let hits = |labels: &[u32]| -> Result<f64, String> {
@@ -373,6 +389,16 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
         bar.finish_and_clear();
         let report = evaluate(model, &test_split, &norm, classes, config.eval_batch_size)
             .map_err(err("evaluation"))?;
+        let ema_test_acc = match &ema {
+            Some(e) => Some(
+                e.with_averaged(model, || {
+                    evaluate(model, &test_split, &norm, classes, config.eval_batch_size)
+                })
+                .map_err(err("ema evaluation"))?
+                .top1,
+            ),
+            None => None,
+        };
         let m = EpochMetrics {
             epoch: epoch + 1,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -383,6 +409,7 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             lr,
             images_per_s: seen as f64 / train_time.max(1e-9),
             seconds: started.elapsed().as_secs_f64(),
+            ema_test_acc,
         };
         // Checkpoint first, then the metrics line: a metrics line always has
         // its checkpoint.
@@ -392,6 +419,9 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             .map(|t| (t.name.clone(), t.var.as_tensor().clone()))
             .collect();
         tensors.extend(optimizer.state_tensors());
+        if let Some(e) = &ema {
+            tensors.extend(e.tensors(model));
+        }
         checkpoint::save(
             &ckpt_path,
             &tensors,
@@ -413,6 +443,9 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
                 m.images_per_s,
                 m.seconds
             );
+            if let Some(a) = m.ema_test_acc {
+                eprintln!("  moving average of the weights: test acc {a:.2}%");
+            }
         }
         all.push(m);
     }
