@@ -693,3 +693,41 @@ fn the_moving_average_of_the_weights() {
         std::fs::remove_dir_all(d).unwrap();
     }
 }
+
+#[test]
+fn snapshot_ensembles_keep_one_snapshot_per_cycle() {
+    let dir = temp_dir("snapshots");
+    let cfg = TrainConfig {
+        epochs: 4,
+        schedule: runtime::schedule::ScheduleKind::CosineRestarts,
+        cycles: 2,
+        snapshots: true,
+        ..config()
+    };
+    run(&dir, cfg, false, None).unwrap();
+    // Cycles of 2 epochs: snapshots after epochs 2 and 4; the last is the
+    // final weights.
+    assert!(
+        dir.join("snapshot-1.safetensors").exists() && dir.join("snapshot-2.safetensors").exists()
+    );
+    assert!(!dir.join("snapshot-3.safetensors").exists());
+    let last = checkpoint::load(&dir.join("snapshot-2.safetensors")).unwrap();
+    let end = checkpoint::load(&dir).unwrap();
+    let v = |c: &checkpoint::Checkpoint, k: &str| -> Vec<f32> {
+        c.tensors[k].flatten_all().unwrap().to_vec1().unwrap()
+    };
+    assert_eq!(v(&last, "fc.weight"), v(&end, "fc.weight"));
+    let first = checkpoint::load(&dir.join("snapshot-1.safetensors")).unwrap();
+    assert_ne!(v(&first, "fc.weight"), v(&end, "fc.weight"));
+    // Epochs must split into whole cycles.
+    let bad = TrainConfig {
+        epochs: 3,
+        ..TrainConfig {
+            schedule: runtime::schedule::ScheduleKind::CosineRestarts,
+            cycles: 2,
+            ..config()
+        }
+    };
+    assert!(bad.validate().unwrap_err().contains("multiple of `cycles`"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -44,6 +44,12 @@ pub struct TrainConfig {
     pub final_div_factor: f64,
     /// A linear warmup over this many epochs, on top of any schedule.
     pub warmup_epochs: f64,
+    /// `cosine_restarts`: cycles of cosine annealing; `epochs` must be a
+    /// multiple. With `snapshots`, the weights at each cycle's end are kept.
+    pub cycles: u64,
+    /// Keep `snapshot-K.safetensors` at the end of every cycle (snapshot
+    /// ensembles, Huang et al. 2017).
+    pub snapshots: bool,
     pub label_smoothing: f64,
     /// Rescale the gradients when their global L2 norm exceeds this.
     pub clip_grad_norm: Option<f64>,
@@ -94,6 +100,8 @@ impl Default for TrainConfig {
             div_factor: 25.0,
             final_div_factor: 1e4,
             warmup_epochs: 0.0,
+            cycles: 1,
+            snapshots: false,
             label_smoothing: 0.0,
             clip_grad_norm: None,
             aux_weight: 0.3,
@@ -176,6 +184,17 @@ impl TrainConfig {
                 self.backbone_lr_scale
             ));
         }
+        if self.schedule == ScheduleKind::CosineRestarts
+            && (self.cycles == 0 || !self.epochs.is_multiple_of(self.cycles))
+        {
+            problems.push(format!(
+                "`cosine_restarts` needs `epochs` ({}) to be a multiple of `cycles` ({})",
+                self.epochs, self.cycles
+            ));
+        }
+        if self.snapshots && self.schedule != ScheduleKind::CosineRestarts {
+            problems.push("`snapshots` needs `schedule: cosine_restarts`".to_string());
+        }
         if let Some(d) = self.ema {
             if !(0.0..1.0).contains(&d) {
                 problems.push(format!("`ema` must be in [0, 1), not {d}"));
@@ -214,6 +233,7 @@ impl TrainConfig {
             div_factor: self.div_factor,
             final_div_factor: self.final_div_factor,
             warmup_epochs: self.warmup_epochs,
+            cycles: self.cycles,
         }
     }
 }

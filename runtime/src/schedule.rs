@@ -15,15 +15,19 @@ pub enum ScheduleKind {
     Step,
     Multistep,
     Cosine,
+    /// Cosine annealing restarted `cycles` times (SGDR, Loshchilov and
+    /// Hutter 2017): the snapshot ensembles' schedule.
+    CosineRestarts,
     Onecycle,
 }
 
 impl ScheduleKind {
-    pub const NAMES: [(&'static str, ScheduleKind); 5] = [
+    pub const NAMES: [(&'static str, ScheduleKind); 6] = [
         ("constant", ScheduleKind::Constant),
         ("step", ScheduleKind::Step),
         ("multistep", ScheduleKind::Multistep),
         ("cosine", ScheduleKind::Cosine),
+        ("cosine_restarts", ScheduleKind::CosineRestarts),
         ("onecycle", ScheduleKind::Onecycle),
     ];
 }
@@ -42,6 +46,8 @@ pub struct Schedule {
     pub div_factor: f64,
     pub final_div_factor: f64,
     pub warmup_epochs: f64,
+    /// `cosine_restarts`: the number of cycles.
+    pub cycles: u64,
 }
 
 /// PyTorch's `_annealing_cos`: from `start` at pct 0 to `end` at pct 1.
@@ -68,6 +74,11 @@ impl Schedule {
             }
             ScheduleKind::Cosine => {
                 let t = (step as f64 / total as f64).min(1.0);
+                self.min_lr + (self.lr - self.min_lr) * (1.0 + (PI * t).cos()) / 2.0
+            }
+            ScheduleKind::CosineRestarts => {
+                let per_cycle = (total / self.cycles.max(1)).max(1);
+                let t = ((step % per_cycle) as f64 / per_cycle as f64).min(1.0);
                 self.min_lr + (self.lr - self.min_lr) * (1.0 + (PI * t).cos()) / 2.0
             }
             ScheduleKind::Onecycle => {
@@ -113,6 +124,7 @@ mod tests {
             div_factor: 25.0,
             final_div_factor: 1e4,
             warmup_epochs: 0.0,
+            cycles: 2,
         }
     }
 
@@ -139,6 +151,16 @@ mod tests {
         assert!((s.lr_at(99, 10, 100) - 4e-7).abs() < 1e-15);
         // Half-way up the cosine: the mean of start and peak.
         assert!((s.lr_at(12, 10, 100) - 0.052).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_restarts_start_each_cycle_at_the_base_rate() {
+        let s = sched(ScheduleKind::CosineRestarts);
+        // 100 steps in 2 cycles of 50.
+        assert_eq!(s.lr_at(0, 10, 100), 0.1);
+        assert!((s.lr_at(25, 10, 100) - 0.05).abs() < 1e-15);
+        assert!(s.lr_at(49, 10, 100) < 1e-3);
+        assert_eq!(s.lr_at(50, 10, 100), 0.1);
     }
 
     #[test]

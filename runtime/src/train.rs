@@ -427,6 +427,21 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             &tensors,
             &metadata(job, &norm, epoch + 1, step, optimizer.steps),
         )?;
+        if config.snapshots
+            && (epoch + 1).is_multiple_of((config.epochs / config.cycles.max(1)).max(1))
+        {
+            let k = (epoch + 1) / (config.epochs / config.cycles.max(1)).max(1);
+            let weights: Vec<(String, Tensor)> = model
+                .tensors
+                .iter()
+                .map(|t| (t.name.clone(), t.var.as_tensor().clone()))
+                .collect();
+            checkpoint::save(
+                &job.out.join(format!("snapshot-{k}.safetensors")),
+                &weights,
+                &metadata(job, &norm, epoch + 1, step, optimizer.steps),
+            )?;
+        }
         append_line(&metrics_path, &m)?;
         append_text(&losses_path, &losses)?;
         if job.progress {
