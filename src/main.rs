@@ -12,6 +12,7 @@ use std::process::ExitCode;
 mod compare;
 mod plot;
 mod run;
+mod tune;
 mod zoo;
 
 const ABOUT: &str = "Static cost analysis of convolutional networks written in the .net language";
@@ -147,6 +148,20 @@ enum Command {
         Example: cnncost ensemble cifar_small --weights runs/a runs/b runs/c --data cifar10:DIR"
     )]
     Ensemble(run::EnsembleArgs),
+    /// Hyper-parameter search: a short training per trial, in parallel processes, resumable
+    #[command(
+        long_about = "Search training settings: every trial is a `cnncost train` \
+        process with a few epochs (--epochs), --jobs at a time, each in OUT/trial-NNN \
+        with its config. A finished trial is skipped and an interrupted one resumed, so \
+        running the same command again continues the search. Prints the trials sorted \
+        by test accuracy (also OUT/results.csv) and draws test accuracy against each \
+        setting (OUT/tune.png). Searchable: lr, wd (weight_decay), momentum, \
+        label_smoothing, batch_size, warmup_epochs, min_lr, pct_start, ema.\n\n\
+        Examples:\n  \
+        cnncost tune cifar_small --data cifar10:DIR --grid 'lr=[0.1,0.01] wd=[1e-4,0]'\n  \
+        cnncost tune cifar_small --data cifar10:DIR --random 8 'lr=loguniform(1e-4,1e-1) wd=loguniform(1e-5,1e-2)' --jobs 2"
+    )]
+    Tune(TuneArgs),
     /// Learning-rate range test: loss against a growing rate, plotted, with a suggestion
     #[command(name = "lr-find", long_about = run::LR_FIND_ABOUT)]
     LrFind(run::LrFindArgs),
@@ -175,6 +190,219 @@ enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
+}
+
+#[derive(Args)]
+struct TuneArgs {
+    /// The .net file or zoo name
+    file: PathBuf,
+    #[arg(long, value_name = "SPEC")]
+    data: String,
+    /// Base training settings (YAML); the searched keys go over them
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Every combination: 'lr=[0.1,0.01] wd=[1e-4,0]'
+    #[arg(
+        long,
+        value_name = "SPACE",
+        conflicts_with = "random",
+        required_unless_present = "random"
+    )]
+    grid: Option<String>,
+    /// N random trials: --random 8 'lr=loguniform(1e-4,1e-1) momentum=uniform(0.8,0.99)'
+    #[arg(long, num_args = 2, value_names = ["N", "SPACE"])]
+    random: Vec<String>,
+    /// Epochs per trial
+    #[arg(long, default_value_t = 2)]
+    epochs: u64,
+    /// Trials run at once
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Seed of the random search
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Search directory [default: runs/tune-NETWORK]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+fn run_tune(args: &TuneArgs) -> Result<(), Failed> {
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        Failed
+    };
+    let trials = match (&args.grid, args.random.as_slice()) {
+        (Some(g), _) => tune::grid(&tune::parse_spaces(g).map_err(fail)?).map_err(fail)?,
+        (None, [n, space]) => {
+            let n: usize = n
+                .parse()
+                .map_err(|_| fail(format!("--random {n}: expected a number of trials")))?;
+            tune::random(&tune::parse_spaces(space).map_err(fail)?, n, args.seed)
+        }
+        _ => return Err(fail("give --grid SPACE or --random N SPACE".into())),
+    };
+    let base: serde_yaml::Mapping = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| fail(format!("{}: cannot read: {e}", p.display())))?;
+            runtime::config::TrainConfig::from_yaml(&p.display().to_string(), &text)
+                .map_err(fail)?;
+            serde_yaml::from_str(&text).map_err(|e| fail(format!("{}: {e}", p.display())))?
+        }
+        None => serde_yaml::Mapping::new(),
+    };
+    let (name, text) = read_source(&args.file)?;
+    let net_name = compile(&name, &text, &args.net)?.name;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("tune-{net_name}")));
+    let exe =
+        std::env::current_exe().map_err(|e| fail(format!("cannot find this program: {e}")))?;
+    let sets: Vec<String> = args
+        .net
+        .set
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut pending: Vec<usize> = Vec::new();
+    for (i, t) in trials.iter().enumerate() {
+        let dir = tune::trial_dir(&out, i);
+        if tune::finished(&dir, args.epochs).is_none() {
+            std::fs::create_dir_all(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+            std::fs::write(
+                dir.join("config.yaml"),
+                tune::trial_yaml(&base, t, args.epochs),
+            )
+            .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+            pending.push(i);
+        }
+    }
+    eprintln!(
+        "{} trials of {} epochs ({} already done) in {}",
+        trials.len(),
+        args.epochs,
+        trials.len() - pending.len(),
+        out.display()
+    );
+    let mut running: Vec<(usize, std::process::Child)> = Vec::new();
+    let mut queue = pending.into_iter();
+    loop {
+        while running.len() < args.jobs.max(1) {
+            let Some(i) = queue.next() else { break };
+            let dir = tune::trial_dir(&out, i);
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("train")
+                .arg(&args.file)
+                .arg("--quiet")
+                .arg("--out")
+                .arg(&dir);
+            if dir.join(runtime::train::CHECKPOINT).exists() {
+                cmd.arg("--resume").arg(&dir);
+            } else {
+                cmd.arg("--data")
+                    .arg(&args.data)
+                    .arg("--config")
+                    .arg(dir.join("config.yaml"));
+            }
+            for s in &sets {
+                cmd.arg("--set").arg(s);
+            }
+            let log = std::fs::File::create(dir.join("stderr.txt"))
+                .map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+            cmd.stderr(log).stdout(std::process::Stdio::null());
+            let child = cmd
+                .spawn()
+                .map_err(|e| fail(format!("cannot start a trial: {e}")))?;
+            let settings: Vec<String> = trials[i].iter().map(|(k, v)| format!("{k}={v}")).collect();
+            eprintln!("trial {} started: {}", i + 1, settings.join(" "));
+            running.push((i, child));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let mut still = Vec::new();
+        for (i, mut c) in running {
+            match c.try_wait() {
+                Ok(Some(status)) => {
+                    let acc = tune::finished(&tune::trial_dir(&out, i), args.epochs);
+                    match (status.success(), acc) {
+                        (true, Some(a)) => eprintln!("trial {} done: {a:.2}%", i + 1),
+                        _ => eprintln!(
+                            "trial {} failed: see {}",
+                            i + 1,
+                            tune::trial_dir(&out, i).join("stderr.txt").display()
+                        ),
+                    }
+                }
+                Ok(None) => still.push((i, c)),
+                Err(e) => return Err(fail(format!("trial {}: {e}", i + 1))),
+            }
+        }
+        running = still;
+    }
+    let mut rows: Vec<(tune::Trial, f64, usize)> = trials
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            tune::finished(&tune::trial_dir(&out, i), args.epochs).map(|a| (t.clone(), a, i))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let keys: Vec<&str> = trials
+        .first()
+        .map(|t| t.iter().map(|(k, _)| *k).collect())
+        .unwrap_or_default();
+    let mut table = format!(
+        "{:<5} {:<10} {}  test acc\n",
+        "rank",
+        "trial",
+        keys.iter().map(|k| format!("{k:>14}")).collect::<String>()
+    );
+    let mut csv = format!("trial,{},test_acc\n", keys.join(","));
+    for (rank, (t, a, i)) in rows.iter().enumerate() {
+        let vals: String = t.iter().map(|(_, v)| format!("{v:>14.4e}")).collect();
+        table.push_str(&format!(
+            "{:<5} {:<10} {vals}  {a:.2}%\n",
+            rank + 1,
+            format!("trial-{:03}", i + 1)
+        ));
+        csv.push_str(&format!(
+            "{},{},{a}\n",
+            i + 1,
+            t.iter()
+                .map(|(_, v)| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    let failed = trials.len() - rows.len();
+    if failed > 0 {
+        table.push_str(&format!(
+            "{failed} trial(s) failed (their stderr.txt says why)\n"
+        ));
+    }
+    std::fs::write(out.join("results.csv"), csv)
+        .map_err(|e| fail(format!("{}: {e}", out.display())))?;
+    if !rows.is_empty() {
+        let points: Vec<(tune::Trial, f64)> =
+            rows.iter().map(|(t, a, _)| (t.clone(), *a)).collect();
+        tune::plot(&out.join("tune.png"), &points).map_err(fail)?;
+        table.push_str(&format!(
+            "wrote {} and {}\n",
+            out.join("results.csv").display(),
+            out.join("tune.png").display()
+        ));
+    }
+    emit(&table)?;
+    if failed > 0 {
+        Err(Failed)
+    } else {
+        Ok(())
+    }
 }
 
 /// Options that change the network itself.
@@ -601,6 +829,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(args)) => run::run_predict(args),
         Some(Command::Augment(args)) => run::run_augment(args),
         Some(Command::LrFind(args)) => run::run_lr_find(args),
+        Some(Command::Tune(args)) => run_tune(args),
         Some(Command::Ensemble(args)) => run::run_ensemble(args),
         Some(Command::Plot { run, out }) => run_plot(run, out.as_deref()),
         Some(Command::Graph { file, net }) => load(file, net).and_then(|n| emit(&render::dot(&n))),

@@ -731,3 +731,66 @@ fn snapshot_ensembles_keep_one_snapshot_per_cycle() {
     assert!(bad.validate().unwrap_err().contains("multiple of `cycles`"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn tune_runs_every_trial_once_and_resumes() {
+    let dir = temp_dir("tune");
+    let out = dir.join("search");
+    let args = [
+        "tune",
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--data",
+        "synthetic:200",
+        "--grid",
+        "lr=[0.1,0.01] wd=[1e-4,0]",
+        "--epochs",
+        "1",
+        "--jobs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = cnncost(&args);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("4 trials of 1 epochs (0 already done)"),
+        "{err}"
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    // Each trial trained with its own settings.
+    let cfg = std::fs::read_to_string(out.join("trial-003/config.yaml")).unwrap();
+    assert!(
+        cfg.contains("lr: 0.01") && cfg.contains("weight_decay: 0.0001"),
+        "{cfg}"
+    );
+    assert!(std::fs::metadata(out.join("tune.png")).unwrap().len() > 1000);
+    // Sorted by accuracy, best first.
+    let accs: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.contains("trial-"))
+        .map(|l| {
+            l.trim_end()
+                .trim_end_matches('%')
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(accs.len(), 4, "{stdout}");
+    assert!(accs.windows(2).all(|w| w[0] >= w[1]), "{stdout}");
+    // Again: nothing left to run, the same table.
+    let o = cnncost(&args);
+    let (again, err) = text(&o);
+    assert!(
+        err.contains("(4 already done)") && !err.contains("started"),
+        "{err}"
+    );
+    assert_eq!(again, stdout);
+    std::fs::remove_dir_all(dir).unwrap();
+}
