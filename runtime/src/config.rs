@@ -42,6 +42,10 @@ pub struct TrainConfig {
     pub div_factor: f64,
     /// ... and the final one that over final_div_factor.
     pub final_div_factor: f64,
+    /// `onecycle`: cycle the momentum (Adam's beta1) inversely to the rate
+    /// between these two values, as PyTorch's OneCycleLR does by default;
+    /// `null` keeps it fixed.
+    pub cycle_momentum: Option<(f64, f64)>,
     /// A linear warmup over this many epochs, on top of any schedule.
     pub warmup_epochs: f64,
     /// `cosine_restarts`: cycles of cosine annealing; `epochs` must be a
@@ -99,6 +103,7 @@ impl Default for TrainConfig {
             pct_start: 0.3,
             div_factor: 25.0,
             final_div_factor: 1e4,
+            cycle_momentum: Some((0.85, 0.95)),
             warmup_epochs: 0.0,
             cycles: 1,
             snapshots: false,
@@ -195,6 +200,13 @@ impl TrainConfig {
         if self.snapshots && self.schedule != ScheduleKind::CosineRestarts {
             problems.push("`snapshots` needs `schedule: cosine_restarts`".to_string());
         }
+        if let Some((a, b)) = self.cycle_momentum {
+            if !(0.0..1.0).contains(&a) || !(0.0..1.0).contains(&b) || a > b {
+                problems.push(format!(
+                    "`cycle_momentum` must be [low, high] with 0 <= low <= high < 1, not [{a}, {b}]"
+                ));
+            }
+        }
         if let Some(d) = self.ema {
             if !(0.0..1.0).contains(&d) {
                 problems.push(format!("`ema` must be in [0, 1), not {d}"));
@@ -234,6 +246,7 @@ impl TrainConfig {
             final_div_factor: self.final_div_factor,
             warmup_epochs: self.warmup_epochs,
             cycles: self.cycles,
+            cycle_momentum: self.cycle_momentum,
         }
     }
 }
@@ -256,6 +269,13 @@ mod tests {
         assert!(c.augment.flip);
         assert_eq!(c.augment.crop_padding, 0);
         assert_eq!(c.batch_size, 128);
+        assert_eq!(c.cycle_momentum, Some((0.85, 0.95)));
+        let fixed =
+            TrainConfig::from_yaml("t.yaml", "schedule: onecycle\ncycle_momentum: null\n").unwrap();
+        assert_eq!(fixed.cycle_momentum, None);
+        let own = TrainConfig::from_yaml("t.yaml", "cycle_momentum: [0.8, 0.9]\n").unwrap();
+        assert_eq!(own.cycle_momentum, Some((0.8, 0.9)));
+        assert!(TrainConfig::from_yaml("t.yaml", "cycle_momentum: [0.9, 0.8]\n").is_err());
     }
 
     #[test]

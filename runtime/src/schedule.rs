@@ -48,6 +48,10 @@ pub struct Schedule {
     pub warmup_epochs: f64,
     /// `cosine_restarts`: the number of cycles.
     pub cycles: u64,
+    /// `onecycle`: the momentum (Adam's beta1) runs from the second value
+    /// down to the first while the rate rises, and back up while it falls,
+    /// as PyTorch's OneCycleLR with cycle_momentum (0.85, 0.95); None: fixed.
+    pub cycle_momentum: Option<(f64, f64)>,
 }
 
 /// PyTorch's `_annealing_cos`: from `start` at pct 0 to `end` at pct 1.
@@ -56,6 +60,25 @@ fn annealing_cos(start: f64, end: f64, pct: f64) -> f64 {
 }
 
 impl Schedule {
+    /// The momentum for step `step` when the schedule cycles it (`onecycle`
+    /// with `cycle_momentum`), else None: the optimiser's own.
+    pub fn momentum_at(&self, step: u64, total: u64) -> Option<f64> {
+        let (base, max) = self.cycle_momentum?;
+        if self.kind != ScheduleKind::Onecycle {
+            return None;
+        }
+        let total = total.max(1);
+        let up_end = self.pct_start * total as f64 - 1.0;
+        let down_end = total as f64 - 1.0;
+        let s = step as f64;
+        Some(if s <= up_end {
+            annealing_cos(max, base, if up_end > 0.0 { s / up_end } else { 1.0 })
+        } else {
+            let pct = ((s - up_end) / (down_end - up_end).max(1e-12)).min(1.0);
+            annealing_cos(base, max, pct)
+        })
+    }
+
     /// The rate for step `step` (0-based) of a run of `total` steps with
     /// `per_epoch` steps per epoch.
     pub fn lr_at(&self, step: u64, per_epoch: u64, total: u64) -> f64 {
@@ -125,6 +148,7 @@ mod tests {
             final_div_factor: 1e4,
             warmup_epochs: 0.0,
             cycles: 2,
+            cycle_momentum: Some((0.85, 0.95)),
         }
     }
 
@@ -151,6 +175,18 @@ mod tests {
         assert!((s.lr_at(99, 10, 100) - 4e-7).abs() < 1e-15);
         // Half-way up the cosine: the mean of start and peak.
         assert!((s.lr_at(12, 10, 100) - 0.052).abs() < 1e-12);
+    }
+
+    #[test]
+    fn onecycle_cycles_momentum_against_the_rate() {
+        // PyTorch: max_momentum at the start, base at the rate's peak,
+        // max again at the end.
+        let s = sched(ScheduleKind::Onecycle);
+        assert!((s.momentum_at(0, 100).unwrap() - 0.95).abs() < 1e-15);
+        assert!((s.momentum_at(24, 100).unwrap() - 0.85).abs() < 1e-15);
+        assert!((s.momentum_at(99, 100).unwrap() - 0.95).abs() < 1e-15);
+        assert!((s.momentum_at(12, 100).unwrap() - 0.90).abs() < 1e-12);
+        assert_eq!(sched(ScheduleKind::Cosine).momentum_at(0, 100), None);
     }
 
     #[test]

@@ -343,6 +343,12 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             if let Some(max) = config.clip_grad_norm {
                 g = clip(g, max).map_err(err("clipping"))?;
             }
+            if let Some(m) = schedule.momentum_at(step, total) {
+                match optimizer.settings.kind {
+                    crate::optim::OptimizerKind::Sgd => optimizer.settings.momentum = m,
+                    _ => optimizer.settings.betas.0 = m,
+                }
+            }
             optimizer.step(model, &g, lr).map_err(err("optimizer"))?;
             if let Some(e) = ema.as_mut() {
                 e.update(model).map_err(err("ema"))?;
