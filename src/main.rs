@@ -15,10 +15,11 @@ mod run;
 mod tune;
 mod zoo;
 
-const ABOUT: &str = "Static cost analysis of convolutional networks written in the .net language";
+const ABOUT: &str = "Static cost analysis of convolutional networks written in the .net language, and their training";
 
 const LONG_ABOUT: &str = "\
-Static cost analysis of convolutional networks written in the .net language.
+Static cost analysis of convolutional networks written in the .net language,
+and their training.
 
 `cnncost FILE.net` checks every shape and prints one row per statement: the
 output shape, the activation memory, the parameters and the multiply-adds,
@@ -30,6 +31,10 @@ statistics are `buffers`, reported apart); MACs are the multiply-accumulates
 of conv and linear layers, bias excluded (torchvision's `_ops`, the ResNet
 paper's \"FLOPs\"); FLOPs add 2 per MAC and the documented per-element costs;
 memory is the output activation, KB = 1024 bytes.
+
+The same file trains and runs on the CPU: `train`, `eval`, `predict`, and
+the training practice around them (`augment`, `lr-find`, `plot`, `tune`,
+`ensemble`); docs/training.md.
 
 Examples:
   cnncost zoo/alexnet.net

@@ -45,13 +45,16 @@ pub struct TrainArgs {
     /// Training settings in YAML (the flags below override it)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Epochs to train [config default: 10]
     #[arg(long)]
     pub epochs: Option<u64>,
+    /// Images per training step [config default: 128]
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Base learning rate (the peak for the onecycle schedule)
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Optimiser [config default: sgd, momentum 0.9, weight decay 5e-4]
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerArg>,
     /// Seed of initialisation, data order, augmentation and dropout
