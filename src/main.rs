@@ -234,10 +234,7 @@ struct TuneArgs {
 }
 
 fn run_tune(args: &TuneArgs) -> Result<(), Failed> {
-    let fail = |e: String| {
-        eprintln!("error: {e}");
-        Failed
-    };
+    use run::fail;
     let trials = match (&args.grid, args.random.as_slice()) {
         (Some(g), _) => tune::grid(&tune::parse_spaces(g).map_err(fail)?).map_err(fail)?,
         (None, [n, space]) => {
@@ -246,7 +243,7 @@ fn run_tune(args: &TuneArgs) -> Result<(), Failed> {
                 .map_err(|_| fail(format!("--random {n}: expected a number of trials")))?;
             tune::random(&tune::parse_spaces(space).map_err(fail)?, n, args.seed)
         }
-        _ => return Err(fail("give --grid SPACE or --random N SPACE".into())),
+        _ => return Err(fail("give --grid SPACE or --random N SPACE")),
     };
     let base: serde_yaml::Mapping = match &args.config {
         Some(p) => {
@@ -780,10 +777,7 @@ fn run_weights(file: &Path, inference: bool, net_args: &NetArgs) -> Result<(), F
 }
 
 fn run_plot(dir: &Path, out: Option<&Path>) -> Result<(), Failed> {
-    let fail = |e: String| {
-        eprintln!("error: {e}");
-        Failed
-    };
+    use run::fail;
     let (epochs, mut steps) = plot::read_run(dir).map_err(fail)?;
     let mut title = format!("{} ({} epochs)", dir.display(), epochs.len());
     if steps.is_empty() {

@@ -201,7 +201,18 @@ fn device(spec: &str) -> Result<Device, Failed> {
     })
 }
 
-fn fail(msg: impl std::fmt::Display) -> Failed {
+/// Training settings from a YAML file, or the defaults without one.
+fn config_file(path: Option<&Path>) -> Result<TrainConfig, Failed> {
+    let Some(path) = path else {
+        return Ok(TrainConfig::default());
+    };
+    let yaml = std::fs::read_to_string(path)
+        .map_err(|e| fail(format!("{}: cannot read: {e}", path.display())))?;
+    TrainConfig::from_yaml(&path.display().to_string(), &yaml).map_err(fail)
+}
+
+/// Says `msg` as an error; the caller returns the `Failed`.
+pub(crate) fn fail(msg: impl std::fmt::Display) -> Failed {
     eprintln!("error: {msg}");
     Failed
 }
@@ -290,12 +301,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
     };
     let mut config = match (&resume, &args.config) {
         (Some(c), None) => c.meta_json::<TrainConfig>("config").map_err(fail)?,
-        (_, Some(path)) => {
-            let yaml = std::fs::read_to_string(path)
-                .map_err(|e| fail(format!("{}: cannot read: {e}", path.display())))?;
-            TrainConfig::from_yaml(&path.display().to_string(), &yaml).map_err(fail)?
-        }
-        (None, None) => TrainConfig::default(),
+        (_, path) => config_file(path.as_deref())?,
     };
     if let Some(v) = args.epochs {
         config.epochs = v;
@@ -654,14 +660,7 @@ pub struct AugmentArgs {
 
 pub fn run_augment(args: &AugmentArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
-    let config = match &args.config {
-        Some(path) => {
-            let yaml = std::fs::read_to_string(path)
-                .map_err(|e| fail(format!("{}: cannot read: {e}", path.display())))?;
-            TrainConfig::from_yaml(&path.display().to_string(), &yaml).map_err(fail)?
-        }
-        None => TrainConfig::default(),
-    };
+    let config = config_file(args.config.as_deref())?;
     let dataset = load_data(&args.data)?;
     compile_for(
         &name,
@@ -828,14 +827,7 @@ pub fn run_lr_find(args: &LrFindArgs) -> Result<(), Failed> {
         return Err(fail("give 0 < --min < --max"));
     }
     let (name, text) = read_source(&args.file)?;
-    let config = match &args.config {
-        Some(path) => {
-            let yaml = std::fs::read_to_string(path)
-                .map_err(|e| fail(format!("{}: cannot read: {e}", path.display())))?;
-            TrainConfig::from_yaml(&path.display().to_string(), &yaml).map_err(fail)?
-        }
-        None => TrainConfig::default(),
-    };
+    let config = config_file(args.config.as_deref())?;
     let dataset = load_data(&args.data)?;
     let net = compile_for(
         &name,

@@ -253,17 +253,7 @@ pub fn probabilities(
 
 /// Top-1 and top-5 accuracy (%) of probability rows against labels.
 pub fn accuracy_of(probs: &[f32], labels: &[u32], classes: usize) -> (f64, f64) {
-    let (mut top1, mut top5) = (0usize, 0usize);
-    for (row, &label) in probs.chunks(classes.max(1)).zip(labels) {
-        let mine = row[label as usize];
-        let rank = row
-            .iter()
-            .enumerate()
-            .filter(|&(j, &v)| v > mine || (v == mine && j < label as usize))
-            .count();
-        top1 += usize::from(rank == 0);
-        top5 += usize::from(rank < 5);
-    }
+    let (top1, top5) = crate::loss::correct_in_rows(probs, classes, labels, 5);
     let n = labels.len().max(1) as f64;
     (100.0 * top1 as f64 / n, 100.0 * top5 as f64 / n)
 }

@@ -60,10 +60,21 @@ pub fn correct_top1_topk(
     labels: &[u32],
     k: usize,
 ) -> candle_core::Result<(usize, usize)> {
-    let rows: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+    let classes = logits.dim(candle_core::D::Minus1)?;
+    let scores: Vec<f32> = logits
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    Ok(correct_in_rows(&scores, classes, labels, k))
+}
+
+/// `correct_top1_topk` over score rows of `classes` values, flattened (logits
+/// or probabilities: only the order counts). A row whose label scores NaN
+/// counts as wrong.
+pub fn correct_in_rows(scores: &[f32], classes: usize, labels: &[u32], k: usize) -> (usize, usize) {
     let mut top1 = 0;
     let mut topk = 0;
-    for (row, &label) in rows.iter().zip(labels) {
+    for (row, &label) in scores.chunks(classes.max(1)).zip(labels) {
         let mine = row[label as usize];
         if mine.is_nan() {
             continue;
@@ -82,7 +93,14 @@ pub fn correct_top1_topk(
             topk += 1;
         }
     }
-    Ok((top1, topk))
+    (top1, topk)
+}
+
+/// A one-element tensor (a loss, a norm) as an f64.
+pub(crate) fn scalar(t: &Tensor) -> candle_core::Result<f64> {
+    t.to_dtype(candle_core::DType::F64)?
+        .reshape(())?
+        .to_scalar::<f64>()
 }
 
 #[cfg(test)]

@@ -3,16 +3,12 @@
 //! a learning-rate range test.
 
 use crate::evaluate::images_tensor;
-use crate::loss::{correct_top1_topk, training_loss};
+use crate::loss::{correct_top1_topk, scalar, training_loss};
 use crate::model::{Mode, Model};
 use crate::optim::{Optimizer, OptimizerSettings};
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use data::{Batch, Dataset, Normalization};
 use serde::Serialize;
-
-fn scalar(t: &Tensor) -> candle_core::Result<f64> {
-    t.to_dtype(DType::F64)?.reshape(())?.to_scalar::<f64>()
-}
 
 /// `batches` fixed minibatches of the training split: the first examples
 /// of epoch 0's order, unaugmented, normalised with the split's statistics.

@@ -12,10 +12,10 @@
 use crate::checkpoint::{self, Checkpoint, FORMAT};
 use crate::config::TrainConfig;
 use crate::evaluate::{evaluate, images_tensor};
-use crate::loss::{correct_top1_topk, mixed_training_loss, training_loss};
+use crate::loss::{correct_top1_topk, mixed_training_loss, scalar, training_loss};
 use crate::model::{Mode, Model};
 use crate::optim::Optimizer;
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use data::{Dataset, Loader, Normalization, Pca};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -78,10 +78,6 @@ fn step_rng(seed: u64, step: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_d20f_0000_0001);
     rng.set_stream(step);
     rng
-}
-
-fn scalar(t: &Tensor) -> candle_core::Result<f64> {
-    t.to_dtype(DType::F64)?.reshape(())?.to_scalar::<f64>()
 }
 
 /// Gradients rescaled so that their global L2 norm is at most `max`.
