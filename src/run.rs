@@ -27,7 +27,9 @@ run, bit for bit; --resume OUT continues an interrupted run exactly.
 
 Data: cifar10:DIR (binary batches), mnist:DIR, fashion-mnist:DIR (IDX, .gz
 or not), folder:DIR (DIR/train/<class>/*.jpg|png and DIR/test/<class>/...),
-synthetic:N (for smoke tests).
+synthetic:N (for smoke tests). Append ?classes=NAME,...&train=FRACTION to keep
+some classes (relabelled in the order given) and a fixed part of each class's
+training images, e.g. folder:DIR?classes=dog,frog&train=0.1.
 
 Examples:
   cnncost train lenet5 --data mnist:../shared/data/mnist --epochs 2

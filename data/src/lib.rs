@@ -18,6 +18,7 @@ pub mod ops;
 mod pca;
 mod pipeline;
 mod stats;
+mod subset;
 mod synthetic;
 
 pub use augment::{batch_rng, epoch_order, make_batch, mix_rng, Augment, Batch};
@@ -35,6 +36,7 @@ pub use pipeline::{
     RandOp, Transform,
 };
 pub use stats::Normalization;
+pub use subset::Subset;
 
 /// The schemes `load` understands, for error messages.
 pub const SCHEMES: &[&str] = &["cifar10", "mnist", "fashion-mnist", "folder", "synthetic"];
@@ -170,7 +172,8 @@ pub struct Loaded {
 }
 
 /// Loads a dataset from a spec such as "mnist:DIR", "cifar10:DIR",
-/// "fashion-mnist:DIR", "folder:DIR" or "synthetic:N".
+/// "fashion-mnist:DIR", "folder:DIR" or "synthetic:N", optionally followed by
+/// `?classes=NAME,...&train=FRACTION` to keep part of it (see [`Subset`]).
 pub fn load(spec: &str) -> Result<Dataset, DataError> {
     load_with(spec, &LoadOptions::default()).map(|l| l.dataset)
 }
@@ -182,6 +185,10 @@ pub fn load_with(spec: &str, opts: &LoadOptions) -> Result<Loaded, DataError> {
             "dataset '{spec}' has no scheme: write SCHEME:ARG with SCHEME one of {} (e.g. mnist:data/mnist, synthetic:1000)",
             SCHEMES.join(", ")
         )));
+    };
+    let (arg, subset) = match arg.split_once('?') {
+        Some((arg, query)) => (arg, Some(Subset::parse(query)?)),
+        None => (arg, None),
     };
     let plain = |dataset: Result<Dataset, DataError>| {
         dataset.map(|dataset| Loaded {
@@ -203,6 +210,9 @@ pub fn load_with(spec: &str, opts: &LoadOptions) -> Result<Loaded, DataError> {
             )))
         }
     };
+    if let Some(subset) = subset {
+        loaded.dataset = subset.apply(loaded.dataset)?;
+    }
     loaded.dataset.source = spec.to_string();
     Ok(loaded)
 }
@@ -244,6 +254,25 @@ mod tests {
             e.contains("cifar10, mnist, fashion-mnist, folder, synthetic"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn spec_options_select_part_of_the_data() {
+        let all = load("synthetic:40").unwrap();
+        let part = load("synthetic:40?classes=1,0&train=0.5").unwrap();
+        assert_eq!(
+            part.classes,
+            vec![all.classes[1].clone(), all.classes[0].clone()]
+        );
+        assert_eq!(part.source, "synthetic:40?classes=1,0&train=0.5");
+        let want_test = all.test.labels.iter().filter(|&&l| l < 2).count();
+        assert_eq!(part.test.len(), want_test);
+        let per_class = all.train.label_counts(2);
+        let got = part.train.label_counts(2);
+        assert_eq!(got[0], (per_class[1] as f64 * 0.5).round() as usize);
+        assert_eq!(got[1], (per_class[0] as f64 * 0.5).round() as usize);
+        let e = load("synthetic:40?train=2").unwrap_err().to_string();
+        assert!(e.contains("(0, 1]"), "{e}");
     }
 
     #[test]
