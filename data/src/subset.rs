@@ -55,9 +55,11 @@ impl Subset {
                     }
                     s.train = Some(f);
                 }
-                _ => return Err(DataError::new(format!(
+                _ => {
+                    return Err(DataError::new(format!(
                     "unknown dataset option '{key}': use classes=NAME,NAME,... or train=FRACTION"
-                ))),
+                )))
+                }
             }
         }
         Ok(s)

@@ -118,6 +118,9 @@ const SQUARE_CASES: &[SquareCase] = &[
     ([1, 3, 33, 31], [4, 3, 7, 7], 3, 2, 1, 1),
     // Many samples with a tiny map: several samples per gemm chunk.
     ([40, 5, 3, 3], [7, 5, 3, 3], 1, 1, 1, 1),
+    // Enough samples for whole chunks per thread: one sample per chunk, and grouped.
+    ([8, 3, 16, 16], [5, 3, 3, 3], 1, 1, 1, 1),
+    ([8, 4, 16, 16], [6, 2, 3, 3], 1, 1, 1, 2),
 ];
 
 fn parity_with_candle(dtype: DType, tol: f64) {
@@ -249,6 +252,71 @@ fn conv2d_gradients_match_finite_differences() {
             1e-7,
         )
         .unwrap_or_else(|e| panic!("case {i} {g:?}: {e}"));
+    }
+}
+
+/// The batch is split into chunks, run whole on each thread when the maps are small
+/// and the batch large (the finite-difference check above keeps to 2 samples): the
+/// gradients of a batch must be the per-sample gradients (input) and their sum (weight).
+#[test]
+fn conv2d_batch_gradients_are_per_sample_gradients() {
+    let cases = [
+        (
+            [8, 3, 16, 16],
+            [5, 3, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [8, 4, 16, 16],
+            [6, 2, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 2),
+        ),
+        (
+            [40, 5, 3, 3],
+            [7, 5, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [9, 4, 12, 12],
+            [6, 4, 3, 3],
+            Conv2dGeometry::uniform(2, 1, 1, 1),
+        ),
+    ];
+    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+        let x = candle_core::Var::from_tensor(&tensor(&xd, 50 + i as u64, DType::F64)).unwrap();
+        let w = candle_core::Var::from_tensor(&tensor(&wd, 60 + i as u64, DType::F64)).unwrap();
+        let loss = weighted_sum(&conv2d(&x, &w, &g).unwrap(), 9 + i as u64).unwrap();
+        let grads = loss.backward().unwrap();
+        let (dx, dw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
+        let y_dims = conv2d(&x, &w, &g).unwrap().dims().to_vec();
+        // The same weighted sum, one sample at a time.
+        let weights = {
+            let y = Tensor::zeros(y_dims.as_slice(), DType::F64, &Device::Cpu).unwrap();
+            let v = candle_core::Var::from_tensor(&y).unwrap();
+            let s = weighted_sum(&v, 9 + i as u64).unwrap();
+            s.backward().unwrap().get(&v).unwrap().clone()
+        };
+        let mut dw_sum = vec![0.0; w.elem_count()];
+        for s in 0..xd[0] {
+            let xs = candle_core::Var::from_tensor(&x.narrow(0, s, 1).unwrap()).unwrap();
+            let ws = candle_core::Var::from_tensor(w.as_tensor()).unwrap();
+            let y = conv2d(&xs, &ws, &g).unwrap();
+            let loss = (y * weights.narrow(0, s, 1).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            assert_close(
+                &to_f64(grads.get(&xs).unwrap()),
+                &to_f64(&dx.narrow(0, s, 1).unwrap()),
+                1e-12,
+                &format!("case {i} dx sample {s}"),
+            );
+            for (a, b) in dw_sum.iter_mut().zip(to_f64(grads.get(&ws).unwrap())) {
+                *a += b;
+            }
+        }
+        assert_close(&to_f64(dw), &dw_sum, 1e-12, &format!("case {i} dw"));
     }
 }
 

@@ -3,17 +3,16 @@
 //!
 //! Algorithm: the batch is processed in chunks of `nc` samples. For a chunk, im2col builds
 //! the column matrix `cols` of shape (C·KH·KW, nc·OH·OW) (row = (channel, ky, kx), column =
-//! (sample, oy, ox)); one gemm per group (candle's CPU matmul, i.e. the `gemm` crate, on
-//! the storage level) gives Y = W·cols of shape (O, nc·OH·OW), scattered into (nc, O, OH, OW).
+//! (sample, oy, ox)); one gemm per group (the `gemm` crate, called directly) gives
+//! Y = W·cols of shape (O, nc·OH·OW), scattered into (nc, O, OH, OW).
 //! Backward: dcols = Wᵀ·dY then col2im (input gradient), dW = Σ_chunks dY·colsᵀ (weight
-//! gradient, cols recomputed rather than stored). The chunk is sized so that the gemm's
-//! column count is large even for small feature maps while the column matrix stays
-//! cache-sized.
+//! gradient, cols recomputed rather than stored). Small feature maps (CIFAR) run whole
+//! chunks per thread with single-threaded gemms ([`Split::Chunks`]); large ones split each
+//! chunk's gemm and copies across the threads ([`Split::Within`]).
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::util::{contiguous_slice, dtype_error, par_rows, Elem};
+use super::util::{contiguous_slice, dtype_error, num_threads, par_rows, Elem};
 
 /// Geometry of a 2-D convolution; every pair is `[h, w]` (padding: `[top, left]` and
 /// `[bottom, right]`).
@@ -146,12 +145,12 @@ fn valid_range(k_off: usize, pad: usize, stride: usize, len: usize, out: usize) 
 }
 
 /// im2col of `nc` samples `x` (nc, C, H, W) into `cols` (C·KH·KW, nc·OH·OW).
-fn im2col<T: Elem>(x: &[T], d: &Dims, nc: usize, cols: &mut [T]) {
+fn im2col<T: Elem>(x: &[T], d: &Dims, nc: usize, cols: &mut [T], min_par: usize) {
     let (p, kk, hw) = (d.p(), d.kk(), d.h * d.w);
     let (sh, sw) = (d.g.stride[0], d.g.stride[1]);
     let (dh, dw) = (d.g.dilation[0], d.g.dilation[1]);
     let (top, left) = (d.g.pad_begin[0], d.g.pad_begin[1]);
-    par_rows(cols, nc * p, PAR_MIN, |r, row| {
+    par_rows(cols, nc * p, min_par, |r, row| {
         let (ci, ki, kj) = (r / kk, (r % kk) / d.kw, r % d.kw);
         let (lo, hi) = valid_range(kj * dw, left, sw, d.w, d.ow);
         let (ylo, yhi) = valid_range(ki * dh, top, sh, d.h, d.oh);
@@ -182,13 +181,13 @@ fn im2col<T: Elem>(x: &[T], d: &Dims, nc: usize, cols: &mut [T]) {
 }
 
 /// col2im: accumulates `dcols` (C·KH·KW, nc·OH·OW) into `dx` (nc, C, H, W).
-fn col2im<T: Elem>(dcols: &[T], d: &Dims, nc: usize, dx: &mut [T]) {
+fn col2im<T: Elem>(dcols: &[T], d: &Dims, nc: usize, dx: &mut [T], min_par: usize) {
     let (p, kk, hw) = (d.p(), d.kk(), d.h * d.w);
     let (sh, sw) = (d.g.stride[0], d.g.stride[1]);
     let (dh, dw) = (d.g.dilation[0], d.g.dilation[1]);
     let (top, left) = (d.g.pad_begin[0], d.g.pad_begin[1]);
     let ld = nc * p;
-    par_rows(dx, hw, PAR_MIN, |q, plane| {
+    par_rows(dx, hw, min_par, |q, plane| {
         let (s, ci) = (q / d.c, q % d.c);
         for ki in 0..d.kh {
             let (ylo, yhi) = valid_range(ki * dh, top, sh, d.h, d.oh);
@@ -219,8 +218,8 @@ fn col2im<T: Elem>(dcols: &[T], d: &Dims, nc: usize, dx: &mut [T]) {
 }
 
 /// (nc, O, P) -> (O, nc·P)
-fn gather_chunk<T: Elem>(src: &[T], o: usize, p: usize, nc: usize, dst: &mut [T]) {
-    par_rows(dst, nc * p, PAR_MIN, |oi, row| {
+fn gather_chunk<T: Elem>(src: &[T], o: usize, p: usize, nc: usize, dst: &mut [T], min_par: usize) {
+    par_rows(dst, nc * p, min_par, |oi, row| {
         for s in 0..nc {
             row[s * p..][..p].copy_from_slice(&src[(s * o + oi) * p..][..p]);
         }
@@ -228,92 +227,306 @@ fn gather_chunk<T: Elem>(src: &[T], o: usize, p: usize, nc: usize, dst: &mut [T]
 }
 
 /// (O, nc·P) -> (nc, O, P)
-fn scatter_chunk<T: Elem>(src: &[T], o: usize, p: usize, nc: usize, dst: &mut [T]) {
-    par_rows(dst, p, PAR_MIN, |q, row| {
+fn scatter_chunk<T: Elem>(src: &[T], o: usize, p: usize, nc: usize, dst: &mut [T], min_par: usize) {
+    par_rows(dst, p, min_par, |q, row| {
         let (s, oi) = (q / o, q % o);
         row.copy_from_slice(&src[oi * nc * p + s * p..][..p]);
     });
 }
 
-/// Matrix layouts of the grouped operands of the per-chunk gemms.
-fn layout(shape: (usize, usize, usize), stride: [usize; 3], offset: usize) -> Layout {
-    Layout::new(Shape::from(shape), stride.to_vec(), offset)
+/// How a convolution spreads over the threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    /// Whole chunks per thread, every gemm and copy single-threaded: one
+    /// synchronisation per call. For small feature maps and weights (the CIFAR
+    /// networks), whose per-chunk gemms are too small to split: splitting them
+    /// cost more in hand-offs between threads than the arithmetic.
+    Chunks,
+    /// Chunk after chunk, each gemm and copy split across the threads: large
+    /// images (AlexNet, VGG at 224) and large weights (late ResNet stages).
+    Within,
 }
 
-fn conv_fwd<T: Elem>(x: &[T], w_st: &CpuStorage, w_l: &Layout, d: &Dims) -> Result<Vec<T>> {
+/// One image's column matrix above this many bytes runs [`Split::Within`].
+const CHUNKS_MAX_IMAGE_BYTES: usize = 4 << 20;
+
+impl Dims {
+    fn split<T>(&self, threads: usize) -> Split {
+        let image_cols = self.c * self.kk() * self.p();
+        let chunk_cols = image_cols * self.chunk_of(Split::Chunks, threads);
+        if threads > 1
+            && self.n >= 2 * threads
+            && image_cols * std::mem::size_of::<T>() <= CHUNKS_MAX_IMAGE_BYTES
+            // Every chunk re-packs the weights: they must not outweigh the columns.
+            && self.o * self.cgkk() <= chunk_cols
+        {
+            Split::Chunks
+        } else {
+            Split::Within
+        }
+    }
+
+    /// Samples per chunk.
+    fn chunk_of(&self, split: Split, threads: usize) -> usize {
+        match split {
+            // >= 256 gemm columns, and at least two chunks per thread.
+            Split::Chunks => 256usize
+                .div_ceil(self.p().max(1))
+                .min(self.n.div_ceil(2 * threads))
+                .max(1),
+            Split::Within => self.chunk(),
+        }
+    }
+}
+
+/// How the pieces of one chunk run: single-threaded inside a [`Split::Chunks`] task, or
+/// split across the threads.
+#[derive(Clone, Copy)]
+struct Par {
+    gemm: gemm::Parallelism,
+    /// `min_par_len` of the copies (im2col, col2im, gather, scatter).
+    copies: usize,
+}
+
+impl Par {
+    fn of(split: Split, threads: usize) -> Par {
+        match split {
+            Split::Chunks => Par {
+                gemm: gemm::Parallelism::None,
+                copies: usize::MAX,
+            },
+            Split::Within if threads > 1 => Par {
+                gemm: gemm::Parallelism::Rayon(threads),
+                copies: PAR_MIN,
+            },
+            Split::Within => Par {
+                gemm: gemm::Parallelism::None,
+                copies: usize::MAX,
+            },
+        }
+    }
+}
+
+/// Calls `f(n0, nc, out_chunk, par)` for the chunks of `out` (`row` elements per sample),
+/// in parallel or in turn as `d.split` says.
+fn for_chunks<T: Elem>(
+    d: &Dims,
+    out: &mut [T],
+    row: usize,
+    f: impl Fn(usize, usize, &mut [T], Par) + Sync,
+) {
+    use rayon::prelude::*;
+    let threads = num_threads();
+    let split = d.split::<T>(threads);
+    let chunk = d.chunk_of(split, threads);
+    let par = Par::of(split, threads);
+    let body = |(i, c): (usize, &mut [T])| f(i * chunk, c.len() / row, c, par);
+    match split {
+        Split::Chunks => out.par_chunks_mut(chunk * row).enumerate().for_each(body),
+        Split::Within => out.chunks_mut(chunk * row).enumerate().for_each(body),
+    }
+}
+
+/// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)` with the `gemm` crate, each matrix given
+/// by its row and column strides (a transposed operand is a swap of its strides).
+#[allow(clippy::too_many_arguments)]
+fn matmul<T: Elem>(
+    [m, n, k]: [usize; 3],
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (&[T], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[T], usize, usize),
+    par: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // The gemm reads and writes through raw pointers: every element it touches must
+    // lie inside the slices.
+    let reach =
+        |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
+    assert!(reach(m, n, dst_rs, 1) <= dst.len(), "matmul: dst too short");
+    if k > 0 {
+        assert!(
+            reach(m, k, lhs_rs, lhs_cs) <= lhs.len(),
+            "matmul: lhs too short"
+        );
+        assert!(
+            reach(k, n, rhs_rs, rhs_cs) <= rhs.len(),
+            "matmul: rhs too short"
+        );
+    }
+    // SAFETY: the extents were checked above; dst does not alias lhs or rhs (&mut).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { T::ONE } else { T::ZERO },
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims) -> Vec<T> {
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
     let mut y = vec![T::ZERO; d.n * d.o * p];
-    let chunk = d.chunk();
-    let w_lay = layout((g, og, cgkk), [og * cgkk, cgkk, 1], w_l.start_offset());
-    let mut cols = vec![T::ZERO; d.c * d.kk() * chunk * p];
-    let mut n0 = 0;
-    while n0 < d.n {
-        let nc = chunk.min(d.n - n0);
-        let cols_len = d.c * d.kk() * nc * p;
-        cols.truncate(cols_len);
-        im2col(&x[n0 * d.chw()..(n0 + nc) * d.chw()], d, nc, &mut cols);
-        let cols_st = T::to_cpu_storage_owned(std::mem::take(&mut cols));
-        let c_lay = layout((g, cgkk, nc * p), [cgkk * nc * p, nc * p, 1], 0);
-        let out = w_st.matmul(&cols_st, (g, og, nc * p, cgkk), &w_lay, &c_lay)?;
-        cols = T::cpu_storage_data(cols_st)?;
-        let out = T::cpu_storage_as_slice(&out)?;
-        scatter_chunk(out, d.o, p, nc, &mut y[n0 * d.o * p..(n0 + nc) * d.o * p]);
-        n0 += nc;
-    }
-    Ok(y)
+    for_chunks(d, &mut y, d.o * p, |n0, nc, y, par| {
+        let ld = nc * p;
+        let mut cols = vec![T::ZERO; d.c * d.kk() * ld];
+        im2col(
+            &x[n0 * d.chw()..(n0 + nc) * d.chw()],
+            d,
+            nc,
+            &mut cols,
+            par.copies,
+        );
+        // One sample's (O, P) output is already in y's layout.
+        let mut staged = if nc == 1 {
+            Vec::new()
+        } else {
+            vec![T::ZERO; d.o * ld]
+        };
+        let out = if nc == 1 { &mut *y } else { &mut staged[..] };
+        for gi in 0..g {
+            matmul(
+                [og, ld, cgkk],
+                &mut out[gi * og * ld..],
+                ld,
+                false,
+                (&w[gi * og * cgkk..], cgkk, 1),
+                (&cols[gi * cgkk * ld..], ld, 1),
+                par.gemm,
+            );
+        }
+        if nc > 1 {
+            scatter_chunk(&staged, d.o, p, nc, y, par.copies);
+        }
+    });
+    y
 }
 
-fn conv_bwd_data<T: Elem>(dy: &[T], w_st: &CpuStorage, w_l: &Layout, d: &Dims) -> Result<Vec<T>> {
+fn conv_bwd_data<T: Elem>(dy: &[T], w: &[T], d: &Dims) -> Vec<T> {
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
     let mut dx = vec![T::ZERO; d.n * d.chw()];
-    let chunk = d.chunk();
-    // Wᵀ per group: (CgKK, Og) views of the (Og, CgKK) blocks.
-    let wt_lay = layout((g, cgkk, og), [og * cgkk, 1, cgkk], w_l.start_offset());
-    let mut dyb = vec![T::ZERO; d.o * chunk * p];
-    let mut n0 = 0;
-    while n0 < d.n {
-        let nc = chunk.min(d.n - n0);
-        dyb.truncate(d.o * nc * p);
-        gather_chunk(&dy[n0 * d.o * p..(n0 + nc) * d.o * p], d.o, p, nc, &mut dyb);
-        let dy_st = T::to_cpu_storage_owned(std::mem::take(&mut dyb));
-        let dy_lay = layout((g, og, nc * p), [og * nc * p, nc * p, 1], 0);
-        let dcols = w_st.matmul(&dy_st, (g, cgkk, nc * p, og), &wt_lay, &dy_lay)?;
-        dyb = T::cpu_storage_data(dy_st)?;
-        let dcols = T::cpu_storage_as_slice(&dcols)?;
-        col2im(dcols, d, nc, &mut dx[n0 * d.chw()..(n0 + nc) * d.chw()]);
-        n0 += nc;
-    }
-    Ok(dx)
+    for_chunks(d, &mut dx, d.chw(), |n0, nc, dx, par| {
+        let ld = nc * p;
+        let dy = &dy[n0 * d.o * p..(n0 + nc) * d.o * p];
+        let mut gathered = Vec::new();
+        let dyb = if nc == 1 {
+            dy
+        } else {
+            gathered.resize(d.o * ld, T::ZERO);
+            gather_chunk(dy, d.o, p, nc, &mut gathered, par.copies);
+            &gathered[..]
+        };
+        let mut dcols = vec![T::ZERO; d.c * d.kk() * ld];
+        for gi in 0..g {
+            // Wᵀ per group: the (CgKK, Og) view of the (Og, CgKK) block.
+            matmul(
+                [cgkk, ld, og],
+                &mut dcols[gi * cgkk * ld..],
+                ld,
+                false,
+                (&w[gi * og * cgkk..], 1, cgkk),
+                (&dyb[gi * og * ld..], ld, 1),
+                par.gemm,
+            );
+        }
+        col2im(&dcols, d, nc, dx, par.copies);
+    });
+    dx
 }
 
-fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Result<Vec<T>> {
+fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
+    use rayon::prelude::*;
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
-    let mut dw = vec![T::ZERO; d.o * cgkk];
-    let chunk = d.chunk();
-    let mut cols = vec![T::ZERO; d.c * d.kk() * chunk * p];
-    let mut dyb = vec![T::ZERO; d.o * chunk * p];
-    let mut n0 = 0;
-    while n0 < d.n {
+    let threads = num_threads();
+    let split = d.split::<T>(threads);
+    let chunk = d.chunk_of(split, threads);
+    let par = Par::of(split, threads);
+    // dW += dY·colsᵀ over the samples n0..n0+nc
+    let add_chunk = |n0: usize, dw: &mut [T]| {
         let nc = chunk.min(d.n - n0);
-        cols.truncate(d.c * d.kk() * nc * p);
-        dyb.truncate(d.o * nc * p);
-        im2col(&x[n0 * d.chw()..(n0 + nc) * d.chw()], d, nc, &mut cols);
-        gather_chunk(&dy[n0 * d.o * p..(n0 + nc) * d.o * p], d.o, p, nc, &mut dyb);
-        let cols_st = T::to_cpu_storage_owned(std::mem::take(&mut cols));
-        let dy_st = T::to_cpu_storage_owned(std::mem::take(&mut dyb));
         let ld = nc * p;
-        let dy_lay = layout((g, og, ld), [og * ld, ld, 1], 0);
-        // colsᵀ per group: (nc·P, CgKK) views of the (CgKK, nc·P) blocks.
-        let ct_lay = layout((g, ld, cgkk), [cgkk * ld, 1, ld], 0);
-        let part = dy_st.matmul(&cols_st, (g, og, cgkk, ld), &dy_lay, &ct_lay)?;
-        cols = T::cpu_storage_data(cols_st)?;
-        dyb = T::cpu_storage_data(dy_st)?;
-        for (a, &b) in dw.iter_mut().zip(T::cpu_storage_as_slice(&part)?) {
-            *a += b;
+        let mut cols = vec![T::ZERO; d.c * d.kk() * ld];
+        im2col(
+            &x[n0 * d.chw()..(n0 + nc) * d.chw()],
+            d,
+            nc,
+            &mut cols,
+            par.copies,
+        );
+        let dy = &dy[n0 * d.o * p..(n0 + nc) * d.o * p];
+        let mut gathered = Vec::new();
+        let dyb = if nc == 1 {
+            dy
+        } else {
+            gathered.resize(d.o * ld, T::ZERO);
+            gather_chunk(dy, d.o, p, nc, &mut gathered, par.copies);
+            &gathered[..]
+        };
+        for gi in 0..g {
+            // colsᵀ per group: the (nc·P, CgKK) view of the (CgKK, nc·P) block.
+            matmul(
+                [og, cgkk, ld],
+                &mut dw[gi * og * cgkk..],
+                cgkk,
+                true,
+                (&dyb[gi * og * ld..], ld, 1),
+                (&cols[gi * cgkk * ld..], 1, ld),
+                par.gemm,
+            );
         }
-        n0 += nc;
+    };
+    let starts: Vec<usize> = (0..d.n).step_by(chunk).collect();
+    let len = d.o * cgkk;
+    match split {
+        // A fixed block of chunks per thread, the blocks' sums added in order: the
+        // same bits every run (rayon's fold would split where work-stealing falls).
+        Split::Chunks => {
+            let blocks: Vec<Vec<T>> = starts
+                .par_chunks(starts.len().div_ceil(threads))
+                .map(|block| {
+                    let mut dw = vec![T::ZERO; len];
+                    for &n0 in block {
+                        add_chunk(n0, &mut dw);
+                    }
+                    dw
+                })
+                .collect();
+            let mut blocks = blocks.into_iter();
+            let mut dw = blocks.next().unwrap_or_else(|| vec![T::ZERO; len]);
+            for b in blocks {
+                for (a, b) in dw.iter_mut().zip(b) {
+                    *a += b;
+                }
+            }
+            dw
+        }
+        Split::Within => {
+            let mut dw = vec![T::ZERO; len];
+            for &n0 in &starts {
+                add_chunk(n0, &mut dw);
+            }
+            dw
+        }
     }
-    Ok(dw)
 }
 
 /// Forward op: (x, weight) -> y.
@@ -339,11 +552,11 @@ impl CustomOp2 for Conv2dOp {
         let st = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let x = contiguous_slice::<f32>(self.name(), s1, l1)?;
-                CpuStorage::F32(conv_fwd(x, s2, l2, &d)?)
+                CpuStorage::F32(conv_fwd(x, contiguous_slice(self.name(), s2, l2)?, &d))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let x = contiguous_slice::<f64>(self.name(), s1, l1)?;
-                CpuStorage::F64(conv_fwd(x, s2, l2, &d)?)
+                CpuStorage::F64(conv_fwd(x, contiguous_slice(self.name(), s2, l2)?, &d))
             }
             _ => return dtype_error(self.name(), s1, Some(s2)),
         };
@@ -410,11 +623,19 @@ impl CustomOp2 for Conv2dBwdData {
         let st = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let dy = contiguous_slice::<f32>(self.name(), s1, l1)?;
-                CpuStorage::F32(conv_bwd_data(dy, s2, l2, &d)?)
+                CpuStorage::F32(conv_bwd_data(
+                    dy,
+                    contiguous_slice(self.name(), s2, l2)?,
+                    &d,
+                ))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let dy = contiguous_slice::<f64>(self.name(), s1, l1)?;
-                CpuStorage::F64(conv_bwd_data(dy, s2, l2, &d)?)
+                CpuStorage::F64(conv_bwd_data(
+                    dy,
+                    contiguous_slice(self.name(), s2, l2)?,
+                    &d,
+                ))
             }
             _ => return dtype_error(self.name(), s1, Some(s2)),
         };
@@ -449,12 +670,12 @@ impl CustomOp2 for Conv2dBwdFilter {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let x = contiguous_slice::<f32>(self.name(), s1, l1)?;
                 let dy = contiguous_slice::<f32>(self.name(), s2, l2)?;
-                CpuStorage::F32(conv_bwd_filter(x, dy, &d)?)
+                CpuStorage::F32(conv_bwd_filter(x, dy, &d))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let x = contiguous_slice::<f64>(self.name(), s1, l1)?;
                 let dy = contiguous_slice::<f64>(self.name(), s2, l2)?;
-                CpuStorage::F64(conv_bwd_filter(x, dy, &d)?)
+                CpuStorage::F64(conv_bwd_filter(x, dy, &d))
             }
             _ => return dtype_error(self.name(), s1, Some(s2)),
         };

@@ -7,12 +7,14 @@ use candle_core::{bail, CpuStorage, Layout, Result, WithDType};
 /// The element types the kernels support.
 pub(crate) trait Elem: WithDType {
     const ZERO: Self;
+    const ONE: Self;
     const NEG_INF: Self;
     fn is_nan(self) -> bool;
 }
 
 impl Elem for f32 {
     const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
     const NEG_INF: f32 = f32::NEG_INFINITY;
     fn is_nan(self) -> bool {
         f32::is_nan(self)
@@ -21,6 +23,7 @@ impl Elem for f32 {
 
 impl Elem for f64 {
     const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
     const NEG_INF: f64 = f64::NEG_INFINITY;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
@@ -50,7 +53,7 @@ pub(crate) fn dtype_error<T>(op: &str, a: &CpuStorage, b: Option<&CpuStorage>) -
     }
 }
 
-fn num_threads() -> usize {
+pub(crate) fn num_threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
 }
 
