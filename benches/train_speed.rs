@@ -51,12 +51,13 @@ fn random_batch(n: usize, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
 }
 
 fn main() {
+    runtime::kernels::pin_thread_count();
     let args: Vec<String> = std::env::args().collect();
     let cases = arg(&args, "--cases", "resnet20,resnet18_cifar");
     let train_batch: usize = arg(&args, "--train-batch", "128").parse().unwrap();
     let infer_batch: usize = arg(&args, "--infer-batch", "256").parse().unwrap();
     let iters: usize = arg(&args, "--iters", "8").parse().unwrap();
-    let threads = candle_core::utils::get_num_threads();
+    let threads = runtime::kernels::num_threads();
     for case in cases.split(',') {
         let path = format!("{}/zoo/{case}.net", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -1,8 +1,8 @@
 //! Ops candle 0.11 lacks or gets wrong, as candle custom ops with a backward.
 //!
 //! * [`conv2d`]: per-axis stride, dilation and asymmetric padding, groups; im2col + gemm
-//!   (candle's own CPU matmul, i.e. the `gemm` crate) one sample at a time, with an explicit
-//!   backward (input gradient: col2im of Wᵀ·dY; weight gradient: Σₙ dYₙ·colsₙᵀ).
+//!   (the `gemm` crate) over chunks of samples, with an explicit backward (input gradient:
+//!   col2im of Wᵀ·dY; weight gradient: Σₙ dYₙ·colsₙᵀ).
 //! * [`pool2d`]: max / average pooling with PyTorch semantics (padding, ceil mode,
 //!   `count_include_pad`), overlapping windows in the backward.
 //! * [`adaptive_avg_pool2d`]: PyTorch's adaptive average pooling.
@@ -20,3 +20,4 @@ mod util;
 
 pub use conv::{conv2d, Conv2dGeometry};
 pub use pool::{adaptive_avg_pool2d, pool2d, Pool2dGeometry, PoolMode};
+pub use util::{num_threads, pin_thread_count};

@@ -53,8 +53,21 @@ pub(crate) fn dtype_error<T>(op: &str, a: &CpuStorage, b: Option<&CpuStorage>) -
     }
 }
 
-pub(crate) fn num_threads() -> usize {
-    candle_core::utils::get_num_threads().max(1)
+/// Threads the kernels split work over: candle's count (`RAYON_NUM_THREADS`, else the
+/// physical cores), read once. candle re-counts the cores from /proc/cpuinfo on every
+/// call without the variable: 7% of a ResNet-20 training step.
+pub fn num_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| candle_core::utils::get_num_threads().max(1))
+}
+
+/// Sets `RAYON_NUM_THREADS` to [`num_threads`] when unset, so that candle's own thread
+/// count (asked on every matrix product) is an environment lookup, not a parse of
+/// /proc/cpuinfo. Call first thing in `main`, before any thread starts.
+pub fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", num_threads().to_string());
+    }
 }
 
 /// Calls `f(i, row)` for every `row_len`-long row of `data`, rows split across rayon's
