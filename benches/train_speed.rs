@@ -51,7 +51,7 @@ fn random_batch(n: usize, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
 }
 
 fn main() {
-    runtime::kernels::pin_thread_count();
+    runtime::kernels::configure_process();
     let args: Vec<String> = std::env::args().collect();
     let cases = arg(&args, "--cases", "resnet20,resnet18_cifar");
     let train_batch: usize = arg(&args, "--train-batch", "128").parse().unwrap();

@@ -813,7 +813,7 @@ fn run_plot(dir: &Path, out: Option<&Path>) -> Result<(), Failed> {
 }
 
 fn main() -> ExitCode {
-    runtime::kernels::pin_thread_count();
+    runtime::kernels::configure_process();
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Check { paths, zoo, net }) => run_check(paths, *zoo, net),

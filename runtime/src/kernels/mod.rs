@@ -20,4 +20,4 @@ mod util;
 
 pub use conv::{conv2d, Conv2dGeometry};
 pub use pool::{adaptive_avg_pool2d, pool2d, Pool2dGeometry, PoolMode};
-pub use util::{num_threads, pin_thread_count};
+pub use util::{configure_process, num_threads};
