@@ -383,19 +383,40 @@ fn matmul<T: Elem>(
     }
 }
 
+/// The column matrix (C·KH·KW, nc·P) of samples `n0..n0 + nc`.
+fn chunk_columns<T: Elem>(x: &[T], d: &Dims, n0: usize, nc: usize, par: Par) -> Vec<T> {
+    let mut cols = vec![T::ZERO; d.c * d.kk() * nc * d.p()];
+    let x = &x[n0 * d.chw()..(n0 + nc) * d.chw()];
+    im2col(x, d, nc, &mut cols, par.copies);
+    cols
+}
+
+/// dY of samples `n0..n0 + nc` as (O, nc·P): one sample's slice as it is, several
+/// gathered into `buf`.
+fn chunk_rows<'a, T: Elem>(
+    dy: &'a [T],
+    d: &Dims,
+    n0: usize,
+    nc: usize,
+    par: Par,
+    buf: &'a mut Vec<T>,
+) -> &'a [T] {
+    let p = d.p();
+    let dy = &dy[n0 * d.o * p..(n0 + nc) * d.o * p];
+    if nc == 1 {
+        return dy;
+    }
+    buf.resize(d.o * nc * p, T::ZERO);
+    gather_chunk(dy, d.o, p, nc, buf, par.copies);
+    buf
+}
+
 fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims) -> Vec<T> {
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
     let mut y = vec![T::ZERO; d.n * d.o * p];
     for_chunks(d, &mut y, d.o * p, |n0, nc, y, par| {
         let ld = nc * p;
-        let mut cols = vec![T::ZERO; d.c * d.kk() * ld];
-        im2col(
-            &x[n0 * d.chw()..(n0 + nc) * d.chw()],
-            d,
-            nc,
-            &mut cols,
-            par.copies,
-        );
+        let cols = chunk_columns(x, d, n0, nc, par);
         // One sample's (O, P) output is already in y's layout.
         let mut staged = if nc == 1 {
             Vec::new()
@@ -426,15 +447,8 @@ fn conv_bwd_data<T: Elem>(dy: &[T], w: &[T], d: &Dims) -> Vec<T> {
     let mut dx = vec![T::ZERO; d.n * d.chw()];
     for_chunks(d, &mut dx, d.chw(), |n0, nc, dx, par| {
         let ld = nc * p;
-        let dy = &dy[n0 * d.o * p..(n0 + nc) * d.o * p];
         let mut gathered = Vec::new();
-        let dyb = if nc == 1 {
-            dy
-        } else {
-            gathered.resize(d.o * ld, T::ZERO);
-            gather_chunk(dy, d.o, p, nc, &mut gathered, par.copies);
-            &gathered[..]
-        };
+        let dyb = chunk_rows(dy, d, n0, nc, par, &mut gathered);
         let mut dcols = vec![T::ZERO; d.c * d.kk() * ld];
         for gi in 0..g {
             // Wᵀ per group: the (CgKK, Og) view of the (Og, CgKK) block.
@@ -464,23 +478,9 @@ fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
     let add_chunk = |n0: usize, dw: &mut [T]| {
         let nc = chunk.min(d.n - n0);
         let ld = nc * p;
-        let mut cols = vec![T::ZERO; d.c * d.kk() * ld];
-        im2col(
-            &x[n0 * d.chw()..(n0 + nc) * d.chw()],
-            d,
-            nc,
-            &mut cols,
-            par.copies,
-        );
-        let dy = &dy[n0 * d.o * p..(n0 + nc) * d.o * p];
+        let cols = chunk_columns(x, d, n0, nc, par);
         let mut gathered = Vec::new();
-        let dyb = if nc == 1 {
-            dy
-        } else {
-            gathered.resize(d.o * ld, T::ZERO);
-            gather_chunk(dy, d.o, p, nc, &mut gathered, par.copies);
-            &gathered[..]
-        };
+        let dyb = chunk_rows(dy, d, n0, nc, par, &mut gathered);
         for gi in 0..g {
             // colsᵀ per group: the (nc·P, CgKK) view of the (CgKK, nc·P) block.
             matmul(
@@ -739,19 +739,32 @@ mod bench {
     use candle_core::Device;
     use std::time::Instant;
 
-    /// Times the three phases separately (release, --ignored --nocapture).
+    /// Times the three phases of ResNet-18's 3x3 stride-1 convs (64 channels on 32x32 ...
+    /// 512 on 4x4, the CIFAR variant) separately, as GFLOP/s against the machine's
+    /// ceiling (release, --ignored --nocapture; CNNCOST_BENCH_BATCH, default 128).
     #[test]
     #[ignore]
     fn conv_phases() -> Result<()> {
         let n: usize = std::env::var("CNNCOST_BENCH_BATCH")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(32);
+            .unwrap_or(128);
+        for (c, hw) in [(64, 32), (128, 16), (256, 8), (512, 4)] {
+            println!("ResNet-18 3x3 conv {c}->{c} on {hw}x{hw}, batch {n}:");
+            conv_phases_of(n, c, hw)?;
+        }
+        Ok(())
+    }
+
+    /// fp32 FMA ceiling of the project's 2-core machine (../shared/bench/README.md).
+    const CEILING_GFLOPS: f64 = 230.0;
+
+    fn conv_phases_of(n: usize, ch: usize, hw: usize) -> Result<()> {
         let dev = Device::Cpu;
-        let x = Tensor::randn(0f32, 1., (n, 64, 32, 32), &dev)?;
-        let w = Tensor::randn(0f32, 0.05, (64, 64, 3, 3), &dev)?;
+        let x = Tensor::randn(0f32, 1., (n, ch, hw, hw), &dev)?;
+        let w = Tensor::randn(0f32, 0.05, (ch, ch, 3, 3), &dev)?;
         let g = Conv2dGeometry::uniform(1, 1, 1, 1);
-        let flops = 2.0 * (n * 64 * 1024 * 576) as f64;
+        let flops = 2.0 * (n * ch * hw * hw * ch * 9) as f64;
         // CPU seconds of this process (utime + stime, 100 Hz ticks): robust against other
         // processes sharing the cores, unlike the wall time.
         let cpu = || -> f64 {
@@ -780,17 +793,18 @@ mod bench {
                 t0.elapsed().as_secs_f64() / reps as f64,
             );
             println!(
-                "{what:<12} best {:7.1} ms {:6.1} GFLOP/s | mean wall {:7.1} ms, cpu {:7.1} ms: {:6.1} GFLOP per cpu-second",
+                "{what:<12} best {:7.1} ms {:6.1} GFLOP/s ({:3.0}% of {CEILING_GFLOPS}) | mean wall {:7.1} ms, cpu {:7.1} ms: {:6.1} GFLOP per cpu-second",
                 best * 1e3,
                 flops / best / 1e9,
+                100.0 * flops / best / 1e9 / CEILING_GFLOPS,
                 wall * 1e3,
                 c * 1e3,
                 flops / c / 1e9
             );
             Ok(())
         };
-        let a = Tensor::randn(0f32, 1., (64, 576), &dev)?;
-        let b = Tensor::randn(0f32, 1., (n, 576, 1024), &dev)?;
+        let a = Tensor::randn(0f32, 1., (ch, ch * 9), &dev)?;
+        let b = Tensor::randn(0f32, 1., (n, ch * 9, hw * hw), &dev)?;
         time("raw gemm", &|| a.broadcast_left(n)?.matmul(&b))?;
         let y = x.apply_op2_no_bwd(&w, &Conv2dOp(g))?;
         time("forward", &|| x.apply_op2_no_bwd(&w, &Conv2dOp(g)))?;
