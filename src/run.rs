@@ -227,6 +227,16 @@ fn load_data(spec: &str) -> Result<Dataset, Failed> {
     Ok(loaded.dataset)
 }
 
+/// [`compile_for`] the images and classes of `dataset`.
+fn compile_for_data(
+    name: &str,
+    text: &str,
+    net: &NetArgs,
+    dataset: &data::Dataset,
+) -> Result<Network, Failed> {
+    compile_for(name, text, net, dataset.shape, Some(dataset.classes.len()))
+}
+
 /// Compiles the network for images of `shape` (C, H, W) and `classes`
 /// classes: the input follows the data, and a `classes` parameter is set
 /// unless the user set it. The output must then have one value per class.
@@ -347,13 +357,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
         (None, None) => return Err(fail("give --data SPEC")),
     };
     let dataset = load_data(&spec)?;
-    let net = compile_for(
-        &name,
-        &text,
-        &args.net,
-        dataset.shape,
-        Some(dataset.classes.len()),
-    )?;
+    let net = compile_for_data(&name, &text, &args.net, &dataset)?;
     let device = device(&args.device)?;
     let mut model = lower(&net, &device, config.seed)?;
     let notes = runtime::transfer::prepare(&mut model, &config, resume.is_some()).map_err(fail)?;
@@ -456,13 +460,7 @@ pub fn run_eval(args: &EvalArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
     let c = checkpoint::load(&args.weights).map_err(fail)?;
     let dataset = load_data(&args.data)?;
-    let net = compile_for(
-        &name,
-        &text,
-        &args.net,
-        dataset.shape,
-        Some(dataset.classes.len()),
-    )?;
+    let net = compile_for_data(&name, &text, &args.net, &dataset)?;
     let device = device(&args.device)?;
     let model = lower(&net, &device, 0)?;
     let mut c = c;
@@ -664,13 +662,7 @@ pub fn run_augment(args: &AugmentArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
     let config = config_file(args.config.as_deref())?;
     let dataset = load_data(&args.data)?;
-    compile_for(
-        &name,
-        &text,
-        &args.net,
-        dataset.shape,
-        Some(dataset.classes.len()),
-    )?;
+    compile_for_data(&name, &text, &args.net, &dataset)?;
     let shape = dataset.shape;
     let n = args.images.clamp(1, dataset.train.len().max(1));
     let pca = if config.augment.needs_pca() {
@@ -831,13 +823,7 @@ pub fn run_lr_find(args: &LrFindArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
     let config = config_file(args.config.as_deref())?;
     let dataset = load_data(&args.data)?;
-    let net = compile_for(
-        &name,
-        &text,
-        &args.net,
-        dataset.shape,
-        Some(dataset.classes.len()),
-    )?;
+    let net = compile_for_data(&name, &text, &args.net, &dataset)?;
     let model = lower(&net, &Device::Cpu, config.seed)?;
     let norm = Normalization::of(&dataset.train, dataset.shape);
     // As many epochs as the steps need, each in its own order (every epoch
@@ -905,13 +891,7 @@ pub struct EnsembleArgs {
 pub fn run_ensemble(args: &EnsembleArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
     let dataset = load_data(&args.data)?;
-    let net = compile_for(
-        &name,
-        &text,
-        &args.net,
-        dataset.shape,
-        Some(dataset.classes.len()),
-    )?;
+    let net = compile_for_data(&name, &text, &args.net, &dataset)?;
     let classes = dataset.classes.len();
     let test = std::sync::Arc::new(dataset.test.clone());
     let mut sum: Vec<f32> = Vec::new();

@@ -123,17 +123,15 @@ pub fn evaluate(
     evaluate_tta(model, split, norm, classes, batch_size, Tta::None)
 }
 
-/// `evaluate` with test-time augmentation: the loss and accuracies are
-/// those of the mean probabilities over the views.
-pub fn evaluate_tta(
+/// The batches of `split` in order, normalised, unaugmented: what every
+/// evaluation reads.
+fn in_order(
     model: &Model,
     split: &Arc<Split>,
     norm: &Normalization,
-    classes: usize,
     batch_size: usize,
-    tta: Tta,
-) -> candle_core::Result<EvalReport> {
-    let loader = data::Loader::new(
+) -> data::Loader {
+    data::Loader::new(
         split.clone(),
         model.input,
         norm.clone(),
@@ -144,7 +142,20 @@ pub fn evaluate_tta(
         0,
         0,
         0,
-    );
+    )
+}
+
+/// `evaluate` with test-time augmentation: the loss and accuracies are
+/// those of the mean probabilities over the views.
+pub fn evaluate_tta(
+    model: &Model,
+    split: &Arc<Split>,
+    norm: &Normalization,
+    classes: usize,
+    batch_size: usize,
+    tta: Tta,
+) -> candle_core::Result<EvalReport> {
+    let loader = in_order(model, split, norm, batch_size);
     let mut confusion = vec![vec![0u64; classes]; classes];
     let (mut top1, mut top5, mut images) = (0usize, 0usize, 0usize);
     let mut loss_sum = 0f64;
@@ -224,18 +235,7 @@ pub fn probabilities(
     norm: &Normalization,
     batch_size: usize,
 ) -> candle_core::Result<Vec<f32>> {
-    let loader = data::Loader::new(
-        split.clone(),
-        model.input,
-        norm.clone(),
-        None,
-        batch_size,
-        false,
-        false,
-        0,
-        0,
-        0,
-    );
+    let loader = in_order(model, split, norm, batch_size);
     let mut out = Vec::new();
     let mut rng = unused_rng();
     for batch in loader {
