@@ -307,6 +307,28 @@ impl Par {
     }
 }
 
+/// How one convolution call runs: derived from its sizes and the thread count.
+struct Plan {
+    threads: usize,
+    split: Split,
+    /// Samples per chunk.
+    chunk: usize,
+    par: Par,
+}
+
+impl Plan {
+    fn of<T>(d: &Dims) -> Plan {
+        let threads = num_threads();
+        let split = d.split::<T>(threads);
+        Plan {
+            threads,
+            split,
+            chunk: d.chunk_of(split, threads),
+            par: Par::of(split, threads),
+        }
+    }
+}
+
 /// Calls `f(n0, nc, out_chunk, par)` for the chunks of `out` (`row` elements per sample),
 /// in parallel or in turn as `d.split` says.
 fn for_chunks<T: Elem>(
@@ -316,10 +338,9 @@ fn for_chunks<T: Elem>(
     f: impl Fn(usize, usize, &mut [T], Par) + Sync,
 ) {
     use rayon::prelude::*;
-    let threads = num_threads();
-    let split = d.split::<T>(threads);
-    let chunk = d.chunk_of(split, threads);
-    let par = Par::of(split, threads);
+    let Plan {
+        split, chunk, par, ..
+    } = Plan::of::<T>(d);
     let body = |(i, c): (usize, &mut [T])| f(i * chunk, c.len() / row, c, par);
     match split {
         Split::Chunks => out.par_chunks_mut(chunk * row).enumerate().for_each(body),
@@ -470,10 +491,12 @@ fn conv_bwd_data<T: Elem>(dy: &[T], w: &[T], d: &Dims) -> Vec<T> {
 fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
     use rayon::prelude::*;
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
-    let threads = num_threads();
-    let split = d.split::<T>(threads);
-    let chunk = d.chunk_of(split, threads);
-    let par = Par::of(split, threads);
+    let Plan {
+        threads,
+        split,
+        chunk,
+        par,
+    } = Plan::of::<T>(d);
     // dW += dY·colsᵀ over the samples n0..n0+nc
     let add_chunk = |n0: usize, dw: &mut [T]| {
         let nc = chunk.min(d.n - n0);
