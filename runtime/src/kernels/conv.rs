@@ -497,29 +497,32 @@ fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
         chunk,
         par,
     } = Plan::of::<T>(d);
-    // dW += dY·colsᵀ over the samples n0..n0+nc
-    let add_chunk = |n0: usize, dw: &mut [T]| {
+    // dWᵀ += cols·dYᵀ over the samples n0..n0+nc, per group a (CgKK, Og) block. Both
+    // operands run along the reduced axis (the columns), so the gemm must gather one of
+    // them into panels element by element: written as dWᵀ, that one is dY (Og rows), not
+    // the K·K times larger column matrix (the gather took a seventh of a ResNet-20 step).
+    let add_chunk = |n0: usize, dwt: &mut [T]| {
         let nc = chunk.min(d.n - n0);
         let ld = nc * p;
         let cols = chunk_columns(x, d, n0, nc, par);
         let mut gathered = Vec::new();
         let dyb = chunk_rows(dy, d, n0, nc, par, &mut gathered);
         for gi in 0..g {
-            // colsᵀ per group: the (nc·P, CgKK) view of the (CgKK, nc·P) block.
+            // dYᵀ per group: the (nc·P, Og) view of the (Og, nc·P) block.
             matmul(
-                [og, cgkk, ld],
-                &mut dw[gi * og * cgkk..],
-                cgkk,
+                [cgkk, og, ld],
+                &mut dwt[gi * og * cgkk..],
+                og,
                 true,
-                (&dyb[gi * og * ld..], ld, 1),
-                (&cols[gi * cgkk * ld..], 1, ld),
+                (&cols[gi * cgkk * ld..], ld, 1),
+                (&dyb[gi * og * ld..], 1, ld),
                 par.gemm,
             );
         }
     };
     let starts: Vec<usize> = (0..d.n).step_by(chunk).collect();
     let len = d.o * cgkk;
-    match split {
+    let dwt = match split {
         // A fixed block of chunks per thread, the blocks' sums added in order: the
         // same bits every run (rayon's fold would split where work-stealing falls).
         Split::Chunks => {
@@ -549,7 +552,18 @@ fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
             }
             dw
         }
+    };
+    // (CgKK, Og) blocks back to the weights' (Og, CgKK).
+    let mut dw = vec![T::ZERO; len];
+    for gi in 0..g {
+        let (src, dst) = (&dwt[gi * og * cgkk..], &mut dw[gi * og * cgkk..]);
+        for o in 0..og {
+            for k in 0..cgkk {
+                dst[o * cgkk + k] = src[k * og + o];
+            }
+        }
     }
+    dw
 }
 
 /// Forward op: (x, weight) -> y.
