@@ -12,7 +12,7 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::util::{contiguous_slice, dtype_error, num_threads, par_rows, Elem};
+use super::util::{contiguous_slice, dtype_error, num_threads, par_rows, with_scratch, Elem};
 
 /// Geometry of a 2-D convolution; every pair is `[h, w]` (padding: `[top, left]` and
 /// `[bottom, right]`).
@@ -404,32 +404,41 @@ fn matmul<T: Elem>(
     }
 }
 
-/// The column matrix (C·KH·KW, nc·P) of samples `n0..n0 + nc`.
-fn chunk_columns<T: Elem>(x: &[T], d: &Dims, n0: usize, nc: usize, par: Par) -> Vec<T> {
-    let mut cols = vec![T::ZERO; d.c * d.kk() * nc * d.p()];
-    let x = &x[n0 * d.chw()..(n0 + nc) * d.chw()];
-    im2col(x, d, nc, &mut cols, par.copies);
-    cols
-}
-
-/// dY of samples `n0..n0 + nc` as (O, nc·P): one sample's slice as it is, several
-/// gathered into `buf`.
-fn chunk_rows<'a, T: Elem>(
-    dy: &'a [T],
+/// The column matrix (C·KH·KW, nc·P) of samples `n0..n0 + nc`, in scratch slot 0.
+fn with_chunk_columns<T: Elem, R>(
+    x: &[T],
     d: &Dims,
     n0: usize,
     nc: usize,
     par: Par,
-    buf: &'a mut Vec<T>,
-) -> &'a [T] {
+    f: impl FnOnce(&[T]) -> R,
+) -> R {
+    with_scratch(0, d.c * d.kk() * nc * d.p(), |cols| {
+        let x = &x[n0 * d.chw()..(n0 + nc) * d.chw()];
+        im2col(x, d, nc, cols, par.copies);
+        f(cols)
+    })
+}
+
+/// dY of samples `n0..n0 + nc` as (O, nc·P): one sample's slice as it is, several
+/// gathered into scratch slot 1.
+fn with_chunk_rows<T: Elem, R>(
+    dy: &[T],
+    d: &Dims,
+    n0: usize,
+    nc: usize,
+    par: Par,
+    f: impl FnOnce(&[T]) -> R,
+) -> R {
     let p = d.p();
     let dy = &dy[n0 * d.o * p..(n0 + nc) * d.o * p];
     if nc == 1 {
-        return dy;
+        return f(dy);
     }
-    buf.resize(d.o * nc * p, T::ZERO);
-    gather_chunk(dy, d.o, p, nc, buf, par.copies);
-    buf
+    with_scratch(1, d.o * nc * p, |buf| {
+        gather_chunk(dy, d.o, p, nc, buf, par.copies);
+        f(buf)
+    })
 }
 
 fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims) -> Vec<T> {
@@ -437,28 +446,30 @@ fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims) -> Vec<T> {
     let mut y = vec![T::ZERO; d.n * d.o * p];
     for_chunks(d, &mut y, d.o * p, |n0, nc, y, par| {
         let ld = nc * p;
-        let cols = chunk_columns(x, d, n0, nc, par);
-        // One sample's (O, P) output is already in y's layout.
-        let mut staged = if nc == 1 {
-            Vec::new()
-        } else {
-            vec![T::ZERO; d.o * ld]
-        };
-        let out = if nc == 1 { &mut *y } else { &mut staged[..] };
-        for gi in 0..g {
-            matmul(
-                [og, ld, cgkk],
-                &mut out[gi * og * ld..],
-                ld,
-                false,
-                (&w[gi * og * cgkk..], cgkk, 1),
-                (&cols[gi * cgkk * ld..], ld, 1),
-                par.gemm,
-            );
-        }
-        if nc > 1 {
-            scatter_chunk(&staged, d.o, p, nc, y, par.copies);
-        }
+        with_chunk_columns(x, d, n0, nc, par, |cols| {
+            let product = |out: &mut [T]| {
+                for gi in 0..g {
+                    matmul(
+                        [og, ld, cgkk],
+                        &mut out[gi * og * ld..],
+                        ld,
+                        false,
+                        (&w[gi * og * cgkk..], cgkk, 1),
+                        (&cols[gi * cgkk * ld..], ld, 1),
+                        par.gemm,
+                    );
+                }
+            };
+            // One sample's (O, P) output is already in y's layout.
+            if nc == 1 {
+                product(y);
+            } else {
+                with_scratch(1, d.o * ld, |staged| {
+                    product(staged);
+                    scatter_chunk(staged, d.o, p, nc, y, par.copies);
+                });
+            }
+        });
     });
     y
 }
@@ -468,22 +479,23 @@ fn conv_bwd_data<T: Elem>(dy: &[T], w: &[T], d: &Dims) -> Vec<T> {
     let mut dx = vec![T::ZERO; d.n * d.chw()];
     for_chunks(d, &mut dx, d.chw(), |n0, nc, dx, par| {
         let ld = nc * p;
-        let mut gathered = Vec::new();
-        let dyb = chunk_rows(dy, d, n0, nc, par, &mut gathered);
-        let mut dcols = vec![T::ZERO; d.c * d.kk() * ld];
-        for gi in 0..g {
-            // Wᵀ per group: the (CgKK, Og) view of the (Og, CgKK) block.
-            matmul(
-                [cgkk, ld, og],
-                &mut dcols[gi * cgkk * ld..],
-                ld,
-                false,
-                (&w[gi * og * cgkk..], 1, cgkk),
-                (&dyb[gi * og * ld..], ld, 1),
-                par.gemm,
-            );
-        }
-        col2im(&dcols, d, nc, dx, par.copies);
+        with_chunk_rows(dy, d, n0, nc, par, |dyb| {
+            with_scratch(0, d.c * d.kk() * ld, |dcols| {
+                for gi in 0..g {
+                    // Wᵀ per group: the (CgKK, Og) view of the (Og, CgKK) block.
+                    matmul(
+                        [cgkk, ld, og],
+                        &mut dcols[gi * cgkk * ld..],
+                        ld,
+                        false,
+                        (&w[gi * og * cgkk..], 1, cgkk),
+                        (&dyb[gi * og * ld..], ld, 1),
+                        par.gemm,
+                    );
+                }
+                col2im(dcols, d, nc, dx, par.copies);
+            })
+        })
     });
     dx
 }
@@ -504,21 +516,22 @@ fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
     let add_chunk = |n0: usize, dwt: &mut [T]| {
         let nc = chunk.min(d.n - n0);
         let ld = nc * p;
-        let cols = chunk_columns(x, d, n0, nc, par);
-        let mut gathered = Vec::new();
-        let dyb = chunk_rows(dy, d, n0, nc, par, &mut gathered);
-        for gi in 0..g {
-            // dYᵀ per group: the (nc·P, Og) view of the (Og, nc·P) block.
-            matmul(
-                [cgkk, og, ld],
-                &mut dwt[gi * og * cgkk..],
-                og,
-                true,
-                (&cols[gi * cgkk * ld..], ld, 1),
-                (&dyb[gi * og * ld..], 1, ld),
-                par.gemm,
-            );
-        }
+        with_chunk_columns(x, d, n0, nc, par, |cols| {
+            with_chunk_rows(dy, d, n0, nc, par, |dyb| {
+                for gi in 0..g {
+                    // dYᵀ per group: the (nc·P, Og) view of the (Og, nc·P) block.
+                    matmul(
+                        [cgkk, og, ld],
+                        &mut dwt[gi * og * cgkk..],
+                        og,
+                        true,
+                        (&cols[gi * cgkk * ld..], ld, 1),
+                        (&dyb[gi * og * ld..], 1, ld),
+                        par.gemm,
+                    );
+                }
+            })
+        })
     };
     let starts: Vec<usize> = (0..d.n).step_by(chunk).collect();
     let len = d.o * cgkk;

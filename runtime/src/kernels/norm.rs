@@ -9,7 +9,7 @@
 //! dx = gamma/sqrt(var+eps) * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M),
 //! dgamma = sum(dy*xhat), dbeta = sum(dy).
 
-use super::util::{contiguous_slice, dtype_error, par_rows, Elem};
+use super::util::{contiguous_slice, dtype_error, par_map, par_rows, par_zip_map, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -282,15 +282,12 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 
 struct Relu;
 
-fn map_par<T: Elem>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    par_rows(&mut y, 4096.min(x.len().max(1)), 1 << 15, |row, o| {
-        let start = row * 4096.min(x.len().max(1));
-        for (o, v) in o.iter_mut().zip(&x[start..]) {
-            *o = f(*v);
-        }
-    });
-    y
+fn relu_of<T: Elem + PartialOrd>(v: T) -> T {
+    if v > T::ZERO {
+        v
+    } else {
+        T::ZERO
+    }
 }
 
 impl CustomOp1 for Relu {
@@ -300,24 +297,14 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let st = match s {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(map_par(contiguous_slice::<f32>(self.name(), s, l)?, |v| {
-                    if v > 0.0 {
-                        v
-                    } else {
-                        0.0
-                    }
-                }))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(map_par(contiguous_slice::<f64>(self.name(), s, l)?, |v| {
-                    if v > 0.0 {
-                        v
-                    } else {
-                        0.0
-                    }
-                }))
-            }
+            CpuStorage::F32(_) => CpuStorage::F32(par_map(
+                contiguous_slice::<f32>(self.name(), s, l)?,
+                relu_of,
+            )),
+            CpuStorage::F64(_) => CpuStorage::F64(par_map(
+                contiguous_slice::<f64>(self.name(), s, l)?,
+                relu_of,
+            )),
             _ => return dtype_error(self.name(), s, None),
         };
         Ok((st, l.shape().clone()))
@@ -332,17 +319,7 @@ impl CustomOp1 for Relu {
 struct ReluBwd;
 
 fn relu_bwd<T: Elem + PartialOrd>(y: &[T], dy: &[T]) -> Vec<T> {
-    let mut out = vec![T::ZERO; y.len()];
-    let row = 4096.min(y.len().max(1));
-    par_rows(&mut out, row, 1 << 15, |r, o| {
-        let start = r * row;
-        for ((o, v), g) in o.iter_mut().zip(&y[start..]).zip(&dy[start..]) {
-            if *v > T::ZERO {
-                *o = *g;
-            }
-        }
-    });
-    out
+    par_zip_map(y, dy, |v, g| if v > T::ZERO { g } else { T::ZERO })
 }
 
 impl CustomOp2 for ReluBwd {
