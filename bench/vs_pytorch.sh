@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # cnncost's training and inference speed beside PyTorch's, in one run on the
-# same machine state, as ratios (issue: a training benchmark).
+# same machine state, as ratios (issue: a training benchmark): ResNet-20 and
+# ResNet-18-CIFAR (train at batch 128, infer at 256; ../shared/bench/torch_baseline.py),
+# AlexNet and VGG-16 at 224 (infer at batch 16 and 8; bench/torch_imagenet_infer.py).
 #
 #   bench/vs_pytorch.sh [PYTHON_WITH_TORCH] [--iters N]
 #
@@ -19,6 +21,7 @@ export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
 out=$(mktemp)
 cargo bench -q --bench train_speed -- --iters "$iters" | tee -a "$out"
 "$py" ../shared/bench/torch_baseline.py --iters "$iters" | tee -a "$out"
+"$py" bench/torch_imagenet_infer.py --iters "$iters" | tee -a "$out"
 python3 - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
