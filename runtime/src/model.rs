@@ -412,7 +412,7 @@ impl Model {
             }
             Op::Linear { bias, .. } => {
                 let w = self.param(step, 0, mode);
-                let y = first().matmul(&w.t()?)?;
+                let y = kernels::linear(first(), &w)?;
                 if *bias {
                     y.broadcast_add(&self.param(step, 1, mode))?
                 } else {

@@ -5,37 +5,8 @@ use candle_core::{DType, Device, Result, Tensor};
 use runtime::kernels::gradcheck::{check_gradients, weighted_sum};
 use runtime::kernels::{conv2d, Conv2dGeometry};
 
-/// Deterministic values in [-1, 1).
-fn rnd(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn tensor(dims: &[usize], seed: u64, dtype: DType) -> Tensor {
-    let n = dims.iter().product();
-    Tensor::from_vec(rnd(n, seed), dims, &Device::Cpu)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
-}
-
-fn to_f64(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
+mod common;
+use common::{tensor, to_f64};
 
 /// Naive direct-loop convolution (f64) with per-axis geometry, written independently of the
 /// kernel: zero padding by bounds checks.

@@ -5,14 +5,8 @@ use candle_core::{DType, Device, Tensor, Var};
 use runtime::kernels::gradcheck::{check_gradients, weighted_sum};
 use runtime::kernels::{adaptive_avg_pool2d, pool2d, Pool2dGeometry, PoolMode};
 
-fn to_f64(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
+mod common;
+use common::to_f64;
 
 /// Distinct values in (-1, 1) (a scrambled permutation of 0..n, scaled) so max pooling has
 /// no ties; gaps of 2/n stay far above the finite-difference step.

@@ -12,6 +12,7 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::matmul::matmul;
 use super::util::{contiguous_slice, dtype_error, num_threads, par_rows, with_scratch, Elem};
 
 /// Geometry of a 2-D convolution; every pair is `[h, w]` (padding: `[top, left]` and
@@ -348,62 +349,6 @@ fn for_chunks<T: Elem>(
     }
 }
 
-/// `dst (m, n) = [dst +] lhs (m, k) · rhs (k, n)` with the `gemm` crate, each matrix given
-/// by its row and column strides (a transposed operand is a swap of its strides).
-#[allow(clippy::too_many_arguments)]
-fn matmul<T: Elem>(
-    [m, n, k]: [usize; 3],
-    dst: &mut [T],
-    dst_rs: usize,
-    accumulate: bool,
-    (lhs, lhs_rs, lhs_cs): (&[T], usize, usize),
-    (rhs, rhs_rs, rhs_cs): (&[T], usize, usize),
-    par: gemm::Parallelism,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    // The gemm reads and writes through raw pointers: every element it touches must
-    // lie inside the slices.
-    let reach =
-        |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
-    assert!(reach(m, n, dst_rs, 1) <= dst.len(), "matmul: dst too short");
-    if k > 0 {
-        assert!(
-            reach(m, k, lhs_rs, lhs_cs) <= lhs.len(),
-            "matmul: lhs too short"
-        );
-        assert!(
-            reach(k, n, rhs_rs, rhs_cs) <= rhs.len(),
-            "matmul: rhs too short"
-        );
-    }
-    // SAFETY: the extents were checked above; dst does not alias lhs or rhs (&mut).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            if accumulate { T::ONE } else { T::ZERO },
-            T::ONE,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
-
 /// The column matrix (C·KH·KW, nc·P) of samples `n0..n0 + nc`, in scratch slot 0.
 fn with_chunk_columns<T: Elem, R>(
     x: &[T],
@@ -452,7 +397,7 @@ fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims) -> Vec<T> {
                     matmul(
                         [og, ld, cgkk],
                         &mut out[gi * og * ld..],
-                        ld,
+                        (ld, 1),
                         false,
                         (&w[gi * og * cgkk..], cgkk, 1),
                         (&cols[gi * cgkk * ld..], ld, 1),
@@ -486,7 +431,7 @@ fn conv_bwd_data<T: Elem>(dy: &[T], w: &[T], d: &Dims) -> Vec<T> {
                     matmul(
                         [cgkk, ld, og],
                         &mut dcols[gi * cgkk * ld..],
-                        ld,
+                        (ld, 1),
                         false,
                         (&w[gi * og * cgkk..], 1, cgkk),
                         (&dyb[gi * og * ld..], ld, 1),
@@ -523,7 +468,7 @@ fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
                     matmul(
                         [cgkk, og, ld],
                         &mut dwt[gi * og * cgkk..],
-                        og,
+                        (og, 1),
                         true,
                         (&cols[gi * cgkk * ld..], ld, 1),
                         (&dyb[gi * og * ld..], 1, ld),

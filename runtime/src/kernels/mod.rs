@@ -6,6 +6,8 @@
 //! * [`pool2d`]: max / average pooling with PyTorch semantics (padding, ceil mode,
 //!   `count_include_pad`), overlapping windows in the backward.
 //! * [`adaptive_avg_pool2d`]: PyTorch's adaptive average pooling.
+//! * [`linear`]: `x·Wᵀ` with the batch as gemm's vectorised axis (candle's matmul
+//!   made gemm copy W element by element).
 //! * [`gradcheck`]: a finite-difference gradient checker for tests.
 //!
 //! CPU only (f32 and f64); on other devices the custom ops report candle's "no cuda
@@ -13,11 +15,14 @@
 
 pub mod conv;
 pub mod gradcheck;
+pub mod linear;
+mod matmul;
 pub mod norm;
 pub mod pool;
 
 mod util;
 
 pub use conv::{conv2d, Conv2dGeometry};
+pub use linear::linear;
 pub use pool::{adaptive_avg_pool2d, pool2d, Pool2dGeometry, PoolMode};
 pub use util::{configure_process, num_threads};
