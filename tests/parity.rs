@@ -84,17 +84,20 @@ fn labels(f: &HashMap<String, Tensor>) -> Tensor {
     f["ref.labels"].to_dtype(DType::U32).unwrap()
 }
 
-/// Eval-mode logits.
+/// Eval-mode logits, step by step (Eval) and with inference's fused convolutions
+/// (Infer: batch norms folded into the weights, bias and ReLU in the conv).
 fn check_eval(net: &str, f: &HashMap<String, Tensor>) {
     let m = model(net, f);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let out = m.forward(&f["ref.input"], Mode::Eval, &mut rng).unwrap();
-    assert_close(
-        &format!("{net}: eval logits"),
-        &out.main,
-        &f["ref.logits_eval"],
-        OUTPUT_TOL,
-    );
+    for mode in [Mode::Eval, Mode::Infer] {
+        let out = m.forward(&f["ref.input"], mode, &mut rng).unwrap();
+        assert_close(
+            &format!("{net}: {mode:?} logits"),
+            &out.main,
+            &f["ref.logits_eval"],
+            OUTPUT_TOL,
+        );
+    }
 }
 
 /// The "grad mode" references: logits, loss, every gradient and (in train

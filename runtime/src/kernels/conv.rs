@@ -10,7 +10,7 @@
 //! chunks per thread with single-threaded gemms ([`Split::Chunks`]); large ones split each
 //! chunk's gemm and copies across the threads ([`Split::Within`]).
 
-use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::matmul::matmul;
 use super::util::{contiguous_slice, dtype_error, num_threads, par_rows, with_scratch, Elem};
@@ -386,7 +386,34 @@ fn with_chunk_rows<T: Elem, R>(
     })
 }
 
-fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims) -> Vec<T> {
+/// What inference applies to a convolution's output while it is still in cache: a
+/// per-channel bias (a folded batch norm's shift) and ReLU.
+#[derive(Clone, Copy)]
+struct Epilogue<'a, T> {
+    bias: &'a [T],
+    relu: bool,
+}
+
+impl<T: Elem> Epilogue<'_, T> {
+    /// `y` holds whole samples' (O, P) outputs.
+    fn apply(&self, y: &mut [T], p: usize) {
+        for (q, row) in y.chunks_mut(p.max(1)).enumerate() {
+            let b = self.bias[q % self.bias.len()];
+            if self.relu {
+                for v in row {
+                    let t = *v + b;
+                    *v = if t > T::ZERO { t } else { T::ZERO };
+                }
+            } else {
+                for v in row {
+                    *v += b;
+                }
+            }
+        }
+    }
+}
+
+fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims, epilogue: Option<Epilogue<T>>) -> Vec<T> {
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
     let mut y = vec![T::ZERO; d.n * d.o * p];
     for_chunks(d, &mut y, d.o * p, |n0, nc, y, par| {
@@ -413,6 +440,9 @@ fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims) -> Vec<T> {
                     product(staged);
                     scatter_chunk(staged, d.o, p, nc, y, par.copies);
                 });
+            }
+            if let Some(e) = epilogue {
+                e.apply(y, p);
             }
         });
     });
@@ -547,11 +577,21 @@ impl CustomOp2 for Conv2dOp {
         let st = match (s1, s2) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => {
                 let x = contiguous_slice::<f32>(self.name(), s1, l1)?;
-                CpuStorage::F32(conv_fwd(x, contiguous_slice(self.name(), s2, l2)?, &d))
+                CpuStorage::F32(conv_fwd(
+                    x,
+                    contiguous_slice(self.name(), s2, l2)?,
+                    &d,
+                    None,
+                ))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_)) => {
                 let x = contiguous_slice::<f64>(self.name(), s1, l1)?;
-                CpuStorage::F64(conv_fwd(x, contiguous_slice(self.name(), s2, l2)?, &d))
+                CpuStorage::F64(conv_fwd(
+                    x,
+                    contiguous_slice(self.name(), s2, l2)?,
+                    &d,
+                    None,
+                ))
             }
             _ => return dtype_error(self.name(), s1, Some(s2)),
         };
@@ -695,6 +735,81 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, g: &Conv2dGeometry) -> Result<Tensor>
     let x = x.contiguous()?;
     let weight = weight.contiguous()?;
     x.apply_op2(&weight, Conv2dOp(*g))
+}
+
+/// Inference's convolution: `relu(conv(x, w) + bias[o])` (without `relu`, no clamp) in
+/// one pass, bias and ReLU applied to each chunk as the gemm leaves it. No gradient: the
+/// model calls it only when nothing is recorded (a batch norm in evaluation mode folded
+/// into `w` and `bias`).
+pub fn conv2d_bias_relu(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    relu: bool,
+    g: &Conv2dGeometry,
+) -> Result<Tensor> {
+    if x.dtype() != weight.dtype() || bias.dtype() != weight.dtype() {
+        bail!(
+            "conv2d: x is {:?}, the weight {:?}, the bias {:?}",
+            x.dtype(),
+            weight.dtype(),
+            bias.dtype()
+        )
+    }
+    if bias.dims() != [weight.dim(0)?] {
+        bail!(
+            "conv2d: a bias of shape {:?} for {} output channels",
+            bias.dims(),
+            weight.dim(0)?
+        )
+    }
+    Dims::new(x.dims(), weight.dims(), g)?;
+    x.contiguous()?.apply_op3_no_bwd(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        &Conv2dBiasRelu { g: *g, relu },
+    )
+}
+
+struct Conv2dBiasRelu {
+    g: Conv2dGeometry,
+    relu: bool,
+}
+
+impl CustomOp3 for Conv2dBiasRelu {
+    fn name(&self) -> &'static str {
+        "cnncost-conv2d-bias-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = Dims::new(l1.dims(), l2.dims(), &self.g)?;
+        let shape = Shape::from((d.n, d.o, d.oh, d.ow));
+        let relu = self.relu;
+        let st = match (s1, s2, s3) {
+            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                let x = contiguous_slice::<f32>(self.name(), s1, l1)?;
+                let w = contiguous_slice(self.name(), s2, l2)?;
+                let bias = contiguous_slice(self.name(), s3, l3)?;
+                CpuStorage::F32(conv_fwd(x, w, &d, Some(Epilogue { bias, relu })))
+            }
+            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                let x = contiguous_slice::<f64>(self.name(), s1, l1)?;
+                let w = contiguous_slice(self.name(), s2, l2)?;
+                let bias = contiguous_slice(self.name(), s3, l3)?;
+                CpuStorage::F64(conv_fwd(x, w, &d, Some(Epilogue { bias, relu })))
+            }
+            _ => return dtype_error(self.name(), s1, Some(s2)),
+        };
+        Ok((st, shape))
+    }
 }
 
 #[cfg(test)]

@@ -34,4 +34,3 @@ pub fn to_f64(t: &Tensor) -> Vec<f64> {
         .to_vec1()
         .unwrap()
 }
-
