@@ -166,6 +166,13 @@ struct RowMap {
 }
 
 impl RowMap {
+    /// Every kernel offset's map, indexed `ki·KW + kj`.
+    fn all(d: &Dims) -> Vec<RowMap> {
+        (0..d.kk())
+            .map(|r| RowMap::of(d, r / d.kw, r % d.kw))
+            .collect()
+    }
+
     fn of(d: &Dims, ki: usize, kj: usize) -> RowMap {
         let (top, left) = (d.g.pad_begin[0], d.g.pad_begin[1]);
         let (dh, dw) = (d.g.dilation[0], d.g.dilation[1]);
@@ -207,9 +214,10 @@ fn im2col<T: Elem>(x: &[T], d: &Dims, nc: usize, cols: &mut [T], min_par: usize)
     let (dh, dw) = (d.g.dilation[0], d.g.dilation[1]);
     let (top, left) = (d.g.pad_begin[0], d.g.pad_begin[1]);
     let shift = is_shift(d);
+    let maps = RowMap::all(d);
     par_rows(cols, nc * p, min_par, |r, row| {
         let (ci, ki, kj) = (r / kk, (r % kk) / d.kw, r % d.kw);
-        let m = RowMap::of(d, ki, kj);
+        let m = &maps[r % kk];
         let (lo, hi, ylo, yhi) = (m.lo, m.hi, m.ylo, m.yhi);
         for s in 0..nc {
             let plane = &x[(s * d.c + ci) * hw..][..hw];
@@ -257,9 +265,10 @@ fn col2im<T: Elem>(dcols: &mut [T], d: &Dims, nc: usize, dx: &mut [T], min_par: 
     let (top, left) = (d.g.pad_begin[0], d.g.pad_begin[1]);
     let ld = nc * p;
     let shift = is_shift(d);
+    let maps = RowMap::all(d);
     if shift {
         par_rows(dcols, ld, min_par, |r, row| {
-            let m = RowMap::of(d, (r % kk) / d.kw, r % d.kw);
+            let m = &maps[r % kk];
             for s in 0..nc {
                 let seg = &mut row[s * p..][..p];
                 for q in m.pad_columns(d) {
@@ -274,7 +283,7 @@ fn col2im<T: Elem>(dcols: &mut [T], d: &Dims, nc: usize, dx: &mut [T], min_par: 
         for ki in 0..d.kh {
             for kj in 0..d.kw {
                 let row = &dcols[(ci * kk + ki * d.kw + kj) * ld + s * p..][..p];
-                let m = RowMap::of(d, ki, kj);
+                let m = &maps[ki * d.kw + kj];
                 if shift {
                     let (a, b) = m.run(d);
                     let from = (a as isize + m.offset) as usize;
