@@ -72,12 +72,21 @@ pub struct Model {
     pub outputs: usize,
     pub tensors: Vec<NamedTensor>,
     steps: Vec<Step>,
-    /// Per step: the batch norm and ReLU that inference folds into this convolution.
-    fusions: Vec<Option<Fusion>>,
+    /// Per step: the ops after it that run with it ([`Fused`]).
+    fusions: Vec<Option<Fused>>,
     main: usize,
     heads: Vec<usize>,
     device: Device,
     dtype: DType,
+}
+
+/// Ops that run as one because the second is the first's only reader: a convolution
+/// with the batch norm and/or ReLU after it (inference only, [`Fusion`]), a residual
+/// sum with its ReLU ([`kernels::norm::add_relu`], every mode).
+#[derive(Clone, Copy, Debug)]
+enum Fused {
+    Conv(Fusion),
+    AddRelu { relu: usize },
 }
 
 /// A convolution's only reader a batch norm, and/or the only reader after it a ReLU:
@@ -95,8 +104,11 @@ impl Fusion {
     fn last(&self, conv: usize) -> usize {
         self.relu.or(self.bn).unwrap_or(conv)
     }
+}
 
-    fn of(steps: &[Step]) -> Vec<Option<Fusion>> {
+impl Fused {
+    /// Per step, the ops that run with it.
+    fn of(steps: &[Step]) -> Vec<Option<Fused>> {
         let mut only_reader = vec![None; steps.len()];
         for (i, s) in steps.iter().enumerate() {
             for &j in &s.inputs {
@@ -110,14 +122,18 @@ impl Fusion {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                if !matches!(s.op, Op::Conv { .. }) {
-                    return None;
+                let is_relu = |op: &Op| matches!(op, Op::Act(Activation::Relu));
+                match s.op {
+                    Op::Conv { .. } => {
+                        let bn = follower(i, &|op| matches!(op, Op::BatchNorm { .. }));
+                        let relu = follower(bn.unwrap_or(i), &is_relu);
+                        (bn.is_some() || relu.is_some()).then_some(Fused::Conv(Fusion { bn, relu }))
+                    }
+                    Op::Add if s.inputs.len() == 2 => {
+                        follower(i, &is_relu).map(|relu| Fused::AddRelu { relu })
+                    }
+                    _ => None,
                 }
-                let bn = follower(i, &|op| matches!(op, Op::BatchNorm { .. }));
-                let relu = follower(bn.unwrap_or(i), &|op| {
-                    matches!(op, Op::Act(Activation::Relu))
-                });
-                (bn.is_some() || relu.is_some()).then_some(Fusion { bn, relu })
             })
             .collect()
     }
@@ -227,7 +243,7 @@ impl Model {
             input,
             outputs,
             tensors,
-            fusions: Fusion::of(&steps),
+            fusions: Fused::of(&steps),
             steps,
             main,
             heads,
@@ -336,18 +352,26 @@ impl Model {
                         .expect("an input is computed before its readers")
                 })
                 .collect();
-            let fusion = self.fusions[i].filter(|_| mode == Mode::Infer);
-            let out = match fusion {
-                Some(f) => self.run_fused_conv(step, f, args[0]),
+            let fused = self.fusions[i].filter(|f| match f {
+                Fused::Conv(_) => mode == Mode::Infer,
+                Fused::AddRelu { .. } => true,
+            });
+            let out = match fused {
+                Some(Fused::Conv(f)) => self.run_fused_conv(step, f, args[0]),
+                Some(Fused::AddRelu { .. }) => kernels::norm::add_relu(args[0], args[1]),
                 None => self.run_step(step, x, &args, mode, rng),
             }
             .map_err(|e| e.context(format!("in `{}` ({})", step.name, step.op.kind())))?;
-            let at = match fusion {
-                Some(f) => {
+            let at = match fused {
+                Some(Fused::Conv(f)) => {
                     for j in [f.bn, f.relu].into_iter().flatten() {
                         done[j] = true;
                     }
                     f.last(i)
+                }
+                Some(Fused::AddRelu { relu }) => {
+                    done[relu] = true;
+                    relu
                 }
                 None => i,
             };

@@ -315,6 +315,57 @@ impl CustomOp1 for Relu {
     }
 }
 
+/// `relu(a + b)` in one pass (a residual block's sum and its ReLU), for two tensors
+/// of one shape; the gradient, dy where the output is positive, goes to both.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if a.shape() != b.shape() {
+        candle_core::bail!("add_relu: shapes {:?} and {:?} differ", a.dims(), b.dims())
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "cnncost-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let st = match (s1, s2) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(par_zip_map(
+                contiguous_slice::<f32>(self.name(), s1, l1)?,
+                contiguous_slice::<f32>(self.name(), s2, l2)?,
+                |u, v| relu_of(u + v),
+            )),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(par_zip_map(
+                contiguous_slice::<f64>(self.name(), s1, l1)?,
+                contiguous_slice::<f64>(self.name(), s2, l2)?,
+                |u, v| relu_of(u + v),
+            )),
+            _ => return dtype_error(self.name(), s1, Some(s2)),
+        };
+        Ok((st, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
+}
+
 /// (y, dy) -> dy where y > 0, else 0.
 struct ReluBwd;
 

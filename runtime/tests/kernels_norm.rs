@@ -1,0 +1,59 @@
+//! The fused elementwise ops: ReLU and a residual sum with its ReLU, against the plain
+//! formulas and finite differences.
+
+use candle_core::DType;
+use runtime::kernels::gradcheck::{check_gradients, weighted_sum};
+use runtime::kernels::norm::{add_relu, relu};
+
+mod common;
+use common::{tensor, to_f64};
+
+/// Sizes below and above the parallel split (2^15 elements) and not multiples of the
+/// vector width.
+const SIZES: [&[usize]; 3] = [&[3, 5], &[2, 4, 9, 9], &[4, 8, 33, 35]];
+
+#[test]
+fn relu_and_add_relu_match_the_formulas() {
+    for (k, dims) in SIZES.iter().enumerate() {
+        for dtype in [DType::F32, DType::F64] {
+            let a = tensor(dims, 2 * k as u64, dtype);
+            let b = tensor(dims, 2 * k as u64 + 1, dtype);
+            let (av, bv) = (to_f64(&a), to_f64(&b));
+            let got = to_f64(&relu(&a).unwrap());
+            let want: Vec<f64> = av.iter().map(|&x| x.max(0.0)).collect();
+            assert_eq!(got, want, "relu {dims:?} {dtype:?}");
+            let got = to_f64(&add_relu(&a, &b).unwrap());
+            for (i, g) in got.iter().enumerate() {
+                // The sum is rounded in the tensor's dtype before the clamp.
+                let sum = match dtype {
+                    DType::F32 => (av[i] as f32 + bv[i] as f32) as f64,
+                    _ => av[i] + bv[i],
+                };
+                assert_eq!(*g, sum.max(0.0), "add_relu {dims:?} {dtype:?} at {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn add_relu_gradients_match_finite_differences() {
+    // Small sizes for the finite differences; values in [-1, 1) rarely land within the
+    // step of the kink at 0.
+    let a = tensor(&[2, 3, 4, 5], 7, DType::F64);
+    let b = tensor(&[2, 3, 4, 5], 8, DType::F64);
+    check_gradients(
+        &[a.clone(), b.clone()],
+        |t| weighted_sum(&add_relu(&t[0], &t[1])?, 3),
+        1e-7,
+    )
+    .unwrap();
+    check_gradients(&[a], |t| weighted_sum(&relu(&t[0])?, 4), 1e-7).unwrap();
+}
+
+#[test]
+fn add_relu_rejects_different_shapes() {
+    let a = tensor(&[2, 3], 1, DType::F32);
+    let b = tensor(&[3, 2], 2, DType::F32);
+    let e = add_relu(&a, &b).unwrap_err().to_string();
+    assert!(e.contains("differ"), "{e}");
+}
