@@ -366,3 +366,51 @@ fn conv2d_backward_through_a_chain() -> Result<()> {
     }
     Ok(())
 }
+
+/// Large maps (one image's column matrix of several MB, each gemm split across the
+/// threads): forward and the inference conv with bias and ReLU, same-width (shifted
+/// im2col) and strided, one and several samples, against the naive loop.
+#[test]
+fn conv2d_on_large_maps_matches_naive() {
+    let cases = [
+        (
+            [1, 8, 128, 128],
+            [4, 8, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [3, 8, 128, 128],
+            [4, 8, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        // Strided, dilated and grouped.
+        (
+            [1, 32, 128, 128],
+            [6, 16, 3, 3],
+            geom([2, 2], [2, 1], [1, 2], [2, 1], 2),
+        ),
+    ];
+    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+        let x = tensor(&xd, 60 + i as u64, DType::F32);
+        let w = tensor(&wd, 70 + i as u64, DType::F32);
+        let bias = tensor(&[wd[0]], 80 + i as u64, DType::F32);
+        let (want, dims) = naive_conv(&x, &w, &g);
+        let got = conv2d(&x, &w, &g).unwrap();
+        assert_eq!(got.dims(), dims, "case {i}");
+        assert_close(&to_f64(&got), &want, 1e-4, &format!("large case {i}"));
+        let fused = runtime::kernels::conv::conv2d_bias_relu(&x, &w, &bias, true, &g).unwrap();
+        let b = to_f64(&bias);
+        let plane = dims[2] * dims[3];
+        let want: Vec<f64> = want
+            .iter()
+            .enumerate()
+            .map(|(k, v)| (v + b[(k / plane) % dims[1]]).max(0.0))
+            .collect();
+        assert_close(
+            &to_f64(&fused),
+            &want,
+            1e-4,
+            &format!("fused large case {i}"),
+        );
+    }
+}
