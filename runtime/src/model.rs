@@ -82,11 +82,13 @@ pub struct Model {
 
 /// Ops that run as one because the second is the first's only reader: a convolution
 /// with the batch norm and/or ReLU after it (inference only, [`Fusion`]), a residual
-/// sum with its ReLU ([`kernels::norm::add_relu`], every mode).
+/// sum with its ReLU ([`kernels::norm::add_relu`]) and a batch norm with its ReLU
+/// (every mode).
 #[derive(Clone, Copy, Debug)]
 enum Fused {
     Conv(Fusion),
     AddRelu { relu: usize },
+    BnRelu { relu: usize },
 }
 
 /// A convolution's only reader a batch norm, and/or the only reader after it a ReLU:
@@ -131,6 +133,9 @@ impl Fused {
                     }
                     Op::Add if s.inputs.len() == 2 => {
                         follower(i, &is_relu).map(|relu| Fused::AddRelu { relu })
+                    }
+                    Op::BatchNorm { .. } => {
+                        follower(i, &is_relu).map(|relu| Fused::BnRelu { relu })
                     }
                     _ => None,
                 }
@@ -354,12 +359,15 @@ impl Model {
                 .collect();
             let fused = self.fusions[i].filter(|f| match f {
                 Fused::Conv(_) => mode == Mode::Infer,
-                Fused::AddRelu { .. } => true,
+                Fused::AddRelu { .. } | Fused::BnRelu { .. } => true,
             });
-            let out = match fused {
-                Some(Fused::Conv(f)) => self.run_fused_conv(step, f, args[0]),
-                Some(Fused::AddRelu { .. }) => kernels::norm::add_relu(args[0], args[1]),
-                None => self.run_step(step, x, &args, mode, rng),
+            let out = match (fused, &step.op) {
+                (Some(Fused::Conv(f)), _) => self.run_fused_conv(step, f, args[0]),
+                (Some(Fused::AddRelu { .. }), _) => kernels::norm::add_relu(args[0], args[1]),
+                (Some(Fused::BnRelu { .. }), &Op::BatchNorm { eps, momentum, .. }) => {
+                    self.batch_norm(step, args[0], (eps, momentum), mode, true)
+                }
+                _ => self.run_step(step, x, &args, mode, rng),
             }
             .map_err(|e| e.context(format!("in `{}` ({})", step.name, step.op.kind())))?;
             let at = match fused {
@@ -369,7 +377,7 @@ impl Model {
                     }
                     f.last(i)
                 }
-                Some(Fused::AddRelu { relu }) => {
+                Some(Fused::AddRelu { relu } | Fused::BnRelu { relu }) => {
                     done[relu] = true;
                     relu
                 }
@@ -506,7 +514,7 @@ impl Model {
                 kernels::adaptive_avg_pool2d(first(), [out.h as usize, out.w as usize])?
             }
             Op::BatchNorm { eps, momentum, .. } => {
-                self.batch_norm(step, first(), *eps, *momentum, mode)?
+                self.batch_norm(step, first(), (*eps, *momentum), mode, false)?
             }
             Op::Lrn {
                 size,
@@ -593,9 +601,9 @@ impl Model {
         &self,
         step: &Step,
         v: &Tensor,
-        eps: f64,
-        momentum: f64,
+        (eps, momentum): (f64, f64),
         mode: Mode,
+        relu: bool,
     ) -> candle_core::Result<Tensor> {
         let c = v.dim(1)?;
         let mut bshape = vec![1usize; v.rank()];
@@ -616,9 +624,15 @@ impl Model {
                 let mean = running_mean.as_tensor().reshape(bshape.clone())?;
                 let var = running_var.as_tensor().reshape(bshape.clone())?;
                 let inv_std = (var + eps)?.sqrt()?.recip()?;
-                v.broadcast_sub(&mean)?
+                let y = v
+                    .broadcast_sub(&mean)?
                     .broadcast_mul(&(inv_std.broadcast_mul(&weight))?)?
-                    .broadcast_add(&bias)
+                    .broadcast_add(&bias)?;
+                if relu {
+                    kernels::norm::relu(&y)
+                } else {
+                    Ok(y)
+                }
             }
             Mode::Train => {
                 let (y, stats) = kernels::norm::batch_norm_train(
@@ -626,6 +640,7 @@ impl Model {
                     &self.param(step, 0, mode),
                     &self.param(step, 1, mode),
                     eps,
+                    relu,
                 )?;
                 let count = v.elem_count() / c;
                 // PyTorch moves the running variance with the unbiased one.

@@ -3,7 +3,7 @@
 
 use candle_core::DType;
 use runtime::kernels::gradcheck::{check_gradients, weighted_sum};
-use runtime::kernels::norm::{add_relu, relu};
+use runtime::kernels::norm::{add_relu, batch_norm_train, relu};
 
 mod common;
 use common::{tensor, to_f64};
@@ -56,4 +56,25 @@ fn add_relu_rejects_different_shapes() {
     let b = tensor(&[3, 2], 2, DType::F32);
     let e = add_relu(&a, &b).unwrap_err().to_string();
     assert!(e.contains("differ"), "{e}");
+}
+
+/// Batch norm with its ReLU fused equals the ReLU of the plain batch norm, forward and
+/// backward (the gradient through the fused op against finite differences).
+#[test]
+fn batch_norm_relu_is_relu_of_batch_norm() {
+    let x = tensor(&[4, 3, 5, 6], 21, DType::F64);
+    let gamma = tensor(&[3], 22, DType::F64);
+    let beta = tensor(&[3], 23, DType::F64);
+    let (plain, stats) = batch_norm_train(&x, &gamma, &beta, 1e-5, false).unwrap();
+    let (fused, fused_stats) = batch_norm_train(&x, &gamma, &beta, 1e-5, true).unwrap();
+    let want: Vec<f64> = to_f64(&plain).iter().map(|v| v.max(0.0)).collect();
+    assert_eq!(to_f64(&fused), want);
+    assert_eq!(stats.mean, fused_stats.mean);
+    assert_eq!(stats.var, fused_stats.var);
+    check_gradients(
+        &[x, gamma, beta],
+        |t| weighted_sum(&batch_norm_train(&t[0], &t[1], &t[2], 1e-5, true)?.0, 5),
+        1e-6,
+    )
+    .unwrap();
 }

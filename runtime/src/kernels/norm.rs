@@ -21,13 +21,16 @@ pub struct BatchStats {
 }
 
 /// Training-mode batch norm of `x` (N, C, ...) with per-channel `gamma` and
-/// `beta` (C). Returns the output and the batch statistics (for the running
+/// `beta` (C), followed by a ReLU when `relu` (a BN whose only reader is a ReLU: one
+/// pass and one tensor fewer forward, and no gradient of the BN's own output to
+/// accumulate backward). Returns the output and the batch statistics (for the running
 /// averages). Differentiable in all three inputs.
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
     let x = x.contiguous()?;
     let stats = Arc::new(Mutex::new(BatchStats::default()));
@@ -36,6 +39,7 @@ pub fn batch_norm_train(
         &beta.contiguous()?,
         BnTrain {
             eps,
+            relu,
             stats: stats.clone(),
         },
     )?;
@@ -53,6 +57,7 @@ fn ncs(dims: &[usize]) -> (usize, usize, usize) {
 
 struct BnTrain {
     eps: f64,
+    relu: bool,
     stats: Arc<Mutex<BatchStats>>,
 }
 
@@ -119,6 +124,7 @@ fn bn_fwd<T: Elem>(
     beta: &[T],
     dims: &[usize],
     eps: f64,
+    relu: bool,
 ) -> (Vec<T>, BatchStats) {
     let (n, c, s) = ncs(dims);
     let st = channel_stats(x, n, c, s);
@@ -135,8 +141,14 @@ fn bn_fwd<T: Elem>(
         let ch = row % c;
         let src = &x[row * s..(row + 1) * s];
         let (a, b) = (scale[ch], shift[ch]);
-        for (o, &v) in out.iter_mut().zip(src) {
-            *o = v * a + b;
+        if relu {
+            for (o, &v) in out.iter_mut().zip(src) {
+                *o = relu_of(v * a + b);
+            }
+        } else {
+            for (o, &v) in out.iter_mut().zip(src) {
+                *o = v * a + b;
+            }
         }
     });
     (y, st)
@@ -165,6 +177,7 @@ impl CustomOp3 for BnTrain {
                     contiguous_slice::<f32>(self.name(), s3, l3)?,
                     dims,
                     self.eps,
+                    self.relu,
                 );
                 (CpuStorage::F32(y), st)
             }
@@ -175,6 +188,7 @@ impl CustomOp3 for BnTrain {
                     contiguous_slice::<f64>(self.name(), s3, l3)?,
                     dims,
                     self.eps,
+                    self.relu,
                 );
                 (CpuStorage::F64(y), st)
             }
@@ -191,11 +205,16 @@ impl CustomOp3 for BnTrain {
         x: &Tensor,
         gamma: &Tensor,
         _beta: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let st = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
         let dy = dy.contiguous()?;
+        let dy = if self.relu {
+            y.apply_op2_no_bwd(&dy, &ReluBwd)?
+        } else {
+            dy
+        };
         let packed = x.apply_op3_no_bwd(
             &dy,
             gamma,
