@@ -992,8 +992,9 @@ mod bench {
     use std::time::Instant;
 
     /// Times the three phases of ResNet-18's 3x3 stride-1 convs (64 channels on 32x32 ...
-    /// 512 on 4x4, the CIFAR variant) separately, as GFLOP/s against the machine's
-    /// ceiling (release, --ignored --nocapture; CNNCOST_BENCH_BATCH, default 128).
+    /// 512 on 4x4, the CIFAR variant; other CxHW shapes from CNNCOST_BENCH_SHAPES)
+    /// separately, as GFLOP/s against the machine's ceiling (release, --ignored
+    /// --nocapture; CNNCOST_BENCH_BATCH, default 128).
     #[test]
     #[ignore]
     fn conv_phases() -> Result<()> {
@@ -1006,8 +1007,18 @@ mod bench {
             "fp32 FMA ceiling, {} threads: {ceiling:.0} GFLOP/s",
             num_threads()
         );
-        for (c, hw) in [(64, 32), (128, 16), (256, 8), (512, 4)] {
-            println!("ResNet-18 3x3 conv {c}->{c} on {hw}x{hw}, batch {n}:");
+        // CNNCOST_BENCH_SHAPES=16x32,32x16,64x8 for ResNet-20's.
+        let shapes: Vec<(usize, usize)> = std::env::var("CNNCOST_BENCH_SHAPES")
+            .ok()
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|s| s.split_once('x'))
+                    .filter_map(|(c, hw)| Some((c.parse().ok()?, hw.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![(64, 32), (128, 16), (256, 8), (512, 4)]);
+        for (c, hw) in shapes {
+            println!("3x3 conv {c}->{c} on {hw}x{hw}, batch {n}:");
             conv_phases_of(n, c, hw, ceiling)?;
         }
         Ok(())
