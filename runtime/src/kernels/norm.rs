@@ -226,8 +226,12 @@ impl CustomOp3 for BnTrain {
         let total = x.elem_count();
         let c = gamma.elem_count();
         let dx = packed.narrow(0, 0, total)?.reshape(x.shape())?;
-        let dgamma = packed.narrow(0, total, c)?.reshape(gamma.shape())?;
-        let dbeta = packed.narrow(0, total + c, c)?.reshape(gamma.shape())?;
+        // Compact copies, not views: a weight's gradient outlives the backward pass
+        // (the optimiser reads it), and a view would keep the whole packed buffer, the
+        // size of an activation, alive with it (`copy` would clone all of it).
+        let compact = |start: usize| packed.narrow(0, start, c)?.affine(1.0, 0.0);
+        let dgamma = compact(total)?.reshape(gamma.shape())?;
+        let dbeta = compact(total + c)?.reshape(gamma.shape())?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }
