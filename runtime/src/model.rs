@@ -342,7 +342,7 @@ impl Model {
     ) -> candle_core::Result<Outputs> {
         let mut values: Vec<Option<Tensor>> = vec![None; self.steps.len()];
         let mut readers: Vec<usize> = self.steps.iter().map(|s| s.readers).collect();
-        // Steps whose work a fused convolution did.
+        // Steps whose work an earlier step did ([`Fused`]).
         let mut done = vec![false; self.steps.len()];
         for (i, step) in self.steps.iter().enumerate() {
             if done[i] {

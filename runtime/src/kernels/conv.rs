@@ -13,7 +13,9 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::matmul::matmul;
-use super::util::{contiguous_slice, dtype_error, num_threads, par_rows, with_scratch, Elem};
+use super::util::{
+    contiguous_slice, dtype_error, num_threads, par_rows, relu_of, transpose, with_scratch, Elem,
+};
 
 /// Geometry of a 2-D convolution; every pair is `[h, w]` (padding: `[top, left]` and
 /// `[bottom, right]`).
@@ -499,8 +501,7 @@ impl<T: Elem> Epilogue<'_, T> {
             let b = self.bias[q % self.bias.len()];
             if self.relu {
                 for v in row {
-                    let t = *v + b;
-                    *v = if t > T::ZERO { t } else { T::ZERO };
+                    *v = relu_of(*v + b);
                 }
             } else {
                 for v in row {
@@ -685,13 +686,9 @@ fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
     };
     // (CgKK, Og) blocks back to the weights' (Og, CgKK).
     let mut dw = vec![T::ZERO; len];
-    for gi in 0..g {
-        let (src, dst) = (&dwt[gi * og * cgkk..], &mut dw[gi * og * cgkk..]);
-        for o in 0..og {
-            for k in 0..cgkk {
-                dst[o * cgkk + k] = src[k * og + o];
-            }
-        }
+    let block = og * cgkk;
+    for (src, dst) in dwt.chunks(block.max(1)).zip(dw.chunks_mut(block.max(1))) {
+        transpose(src, cgkk, og, dst);
     }
     dw
 }

@@ -6,7 +6,7 @@
 //! (the destination written transposed, then turned), W is read in place.
 
 use super::matmul::matmul;
-use super::util::{contiguous_slice, dtype_error, num_threads, Elem};
+use super::util::{contiguous_slice, dtype_error, num_threads, transpose, Elem};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// `x·Wᵀ` for x (N, I) and W (O, I); differentiable in both.
@@ -41,11 +41,7 @@ fn linear_fwd<T: Elem>(x: &[T], w: &[T], n: usize, i: usize, o: usize) -> Vec<T>
     };
     matmul([n, o, i], &mut yt, (1, n), false, (x, i, 1), (w, 1, i), par);
     let mut y = vec![T::ZERO; n * o];
-    for (b, row) in y.chunks_mut(o.max(1)).enumerate() {
-        for (f, v) in row.iter_mut().enumerate() {
-            *v = yt[f * n + b];
-        }
-    }
+    transpose(&yt, o, n, &mut y);
     y
 }
 

@@ -9,7 +9,7 @@
 //! dx = gamma/sqrt(var+eps) * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M),
 //! dgamma = sum(dy*xhat), dbeta = sum(dy).
 
-use super::util::{contiguous_slice, dtype_error, par_map, par_rows, par_zip_map, Elem};
+use super::util::{contiguous_slice, dtype_error, par_map, par_rows, par_zip_map, relu_of, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -210,11 +210,7 @@ impl CustomOp3 for BnTrain {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let st = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
         let dy = dy.contiguous()?;
-        let dy = if self.relu {
-            y.apply_op2_no_bwd(&dy, &ReluBwd)?
-        } else {
-            dy
-        };
+        let dy = if self.relu { relu_grad(y, &dy)? } else { dy };
         let packed = x.apply_op3_no_bwd(
             &dy,
             gamma,
@@ -343,14 +339,6 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
 
 struct Relu;
 
-fn relu_of<T: Elem + PartialOrd>(v: T) -> T {
-    if v > T::ZERO {
-        v
-    } else {
-        T::ZERO
-    }
-}
-
 impl CustomOp1 for Relu {
     fn name(&self) -> &'static str {
         "cnncost-relu"
@@ -372,7 +360,7 @@ impl CustomOp1 for Relu {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)?))
+        Ok(Some(relu_grad(y, dy)?))
     }
 }
 
@@ -422,9 +410,15 @@ impl CustomOp2 for AddRelu {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)?;
+        let g = relu_grad(y, dy)?;
         Ok((Some(g.clone()), Some(g)))
     }
+}
+
+/// The gradient through a ReLU (or an op ending in one) with output `y`: `dy` where
+/// `y > 0`, else 0 (PyTorch's choice at 0).
+fn relu_grad(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)
 }
 
 /// (y, dy) -> dy where y > 0, else 0.

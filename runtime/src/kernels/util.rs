@@ -4,6 +4,7 @@
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, Layout, Result, WithDType};
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::thread::LocalKey;
 
 /// The element types the kernels support.
@@ -163,42 +164,59 @@ where
 /// hand-off, small enough to balance two threads.
 const MAP_BLOCK: usize = 1 << 14;
 
+/// A new vector of `len` elements written in parallel, block by block: `fill(i, block)`
+/// gets the elements `i·MAP_BLOCK..` (up to `MAP_BLOCK` of them) and must write every
+/// one. The output is never zeroed first.
+fn par_new<T: Elem>(len: usize, fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    par_rows(
+        &mut out.spare_capacity_mut()[..len],
+        MAP_BLOCK,
+        1 << 15,
+        fill,
+    );
+    // SAFETY: the blocks cover 0..len and `fill` writes every element of each (its
+    // callers below zip each block with input slices at least as long).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `f` of every element of `x`, in parallel: the output is written once, never zeroed
 /// first, and the loop is branch-free so it vectorises (`f` should be a select, not a
 /// conditional store).
 pub(crate) fn par_map<T: Elem>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    let mut out = Vec::with_capacity(x.len());
-    par_rows(
-        &mut out.spare_capacity_mut()[..x.len()],
-        MAP_BLOCK,
-        1 << 15,
-        |i, o| {
-            for (o, &v) in o.iter_mut().zip(&x[i * MAP_BLOCK..]) {
-                o.write(f(v));
-            }
-        },
-    );
-    // SAFETY: the blocks cover 0..x.len() and every element of each was written.
-    unsafe { out.set_len(x.len()) };
-    out
+    par_new(x.len(), |i, o| {
+        for (o, &v) in o.iter_mut().zip(&x[i * MAP_BLOCK..]) {
+            o.write(f(v));
+        }
+    })
 }
 
 /// `f` of every pair of elements of `a` and `b` (equal lengths), as [`par_map`].
 pub(crate) fn par_zip_map<T: Elem>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     assert_eq!(a.len(), b.len(), "par_zip_map: lengths differ");
-    let mut out = Vec::with_capacity(a.len());
-    par_rows(
-        &mut out.spare_capacity_mut()[..a.len()],
-        MAP_BLOCK,
-        1 << 15,
-        |i, o| {
-            let (a, b) = (&a[i * MAP_BLOCK..], &b[i * MAP_BLOCK..]);
-            for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
-                o.write(f(u, v));
-            }
-        },
-    );
-    // SAFETY: as in par_map; the zip covers every element since the lengths are equal.
-    unsafe { out.set_len(a.len()) };
-    out
+    par_new(a.len(), |i, o| {
+        let (a, b) = (&a[i * MAP_BLOCK..], &b[i * MAP_BLOCK..]);
+        for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
+            o.write(f(u, v));
+        }
+    })
+}
+
+/// max(v, 0) as a select (it vectorises), 0 for NaN.
+pub(crate) fn relu_of<T: Elem>(v: T) -> T {
+    if v > T::ZERO {
+        v
+    } else {
+        T::ZERO
+    }
+}
+
+/// `dst` (cols, rows) = the transpose of `src` (rows, cols), both row-major.
+pub(crate) fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    for (c, out) in dst[..rows * cols].chunks_mut(rows.max(1)).enumerate() {
+        for (r, v) in out.iter_mut().enumerate() {
+            *v = src[r * cols + c];
+        }
+    }
 }
