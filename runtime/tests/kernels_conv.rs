@@ -414,3 +414,119 @@ fn conv2d_on_large_maps_matches_naive() {
         );
     }
 }
+
+/// 3x3 stride-1 convolutions with at least 32 channels in and out run Winograd's
+/// F(4x4, 3x3): maps that are and are not multiples of the 4x4 tile, channel counts
+/// that are and are not multiples of the 16-lane step, zero, one, two and asymmetric
+/// padding, a batch large enough to run whole chunks per thread; the plain convolution
+/// and the inference conv with bias and ReLU, f32 and f64, against the naive loop.
+#[test]
+fn conv2d_winograd_shapes_match_naive() {
+    let cases = [
+        (
+            [2, 32, 8, 8],
+            [32, 32, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [3, 33, 7, 9],
+            [35, 33, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [1, 48, 5, 6],
+            [32, 48, 3, 3],
+            Conv2dGeometry::uniform(1, 0, 1, 1),
+        ),
+        (
+            [2, 32, 3, 3],
+            [32, 32, 3, 3],
+            Conv2dGeometry::uniform(1, 2, 1, 1),
+        ),
+        (
+            [2, 32, 6, 5],
+            [40, 32, 3, 3],
+            geom([1, 1], [2, 0], [0, 2], [1, 1], 1),
+        ),
+        (
+            [1, 48, 1, 1],
+            [33, 48, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        // 2,240 tiles: whole chunks on each of two threads.
+        (
+            [140, 32, 16, 16],
+            [32, 32, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+    ];
+    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+        for (dtype, tol) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
+            if dtype == DType::F64 && xd[0] > 8 {
+                continue;
+            }
+            let x = tensor(&xd, 90 + i as u64, dtype);
+            let w = tensor(&wd, 110 + i as u64, dtype);
+            let bias = tensor(&[wd[0]], 130 + i as u64, dtype);
+            let (want, dims) = naive_conv(&x, &w, &g);
+            // The error of a sum of C·9 unit-scale products grows with its length.
+            let scale = ((wd[1] * 9) as f64).sqrt();
+            let got = conv2d(&x, &w, &g).unwrap();
+            assert_eq!(got.dims(), dims, "case {i}");
+            assert_close(
+                &to_f64(&got),
+                &want,
+                tol * scale,
+                &format!("winograd case {i} {dtype:?}"),
+            );
+            let fused = runtime::kernels::conv::conv2d_bias_relu(&x, &w, &bias, true, &g).unwrap();
+            let b = to_f64(&bias);
+            let plane = dims[2] * dims[3];
+            let want: Vec<f64> = want
+                .iter()
+                .enumerate()
+                .map(|(k, v)| (v + b[(k / plane) % dims[1]]).max(0.0))
+                .collect();
+            assert_close(
+                &to_f64(&fused),
+                &want,
+                tol * scale,
+                &format!("fused winograd case {i} {dtype:?}"),
+            );
+        }
+    }
+}
+
+/// The input gradient of a 3x3 stride-1 convolution runs as a convolution of dY with
+/// the flipped kernel, which is Winograd's when both channel counts are 32 or more:
+/// finite differences (f64) check it on such shapes.
+#[test]
+fn conv2d_winograd_input_gradient_matches_finite_differences() {
+    for (i, (xd, wd, g)) in [
+        (
+            [1, 32, 5, 6],
+            [32, 32, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [1, 33, 6, 4],
+            [34, 33, 3, 3],
+            Conv2dGeometry::uniform(1, 0, 1, 1),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = tensor(&xd, 150 + i as u64, DType::F64);
+        let w = tensor(&wd, 160 + i as u64, DType::F64);
+        check_gradients(
+            &[x],
+            |t| weighted_sum(&conv2d(&t[0], &w, &g)?, 170 + i as u64),
+            // The sum over 32 channels' outputs is larger than the other cases', and so is
+            // the rounding in its central differences (2e-7 here); a broken transform is
+            // off by O(1).
+            1e-6,
+        )
+        .unwrap_or_else(|e| panic!("case {i} {g:?}: {e}"));
+    }
+}

@@ -16,6 +16,7 @@ use super::matmul::matmul;
 use super::util::{
     contiguous_slice, dtype_error, num_threads, par_rows, relu_of, transpose, with_scratch, Elem,
 };
+use super::winograd;
 
 /// Geometry of a 2-D convolution; every pair is `[h, w]` (padding: `[top, left]` and
 /// `[bottom, right]`).
@@ -129,6 +130,36 @@ impl Dims {
 }
 
 const PAR_MIN: usize = 1 << 15;
+
+/// Fewer channels than this (in or out) run im2col even where Winograd applies: with
+/// 16 channels its 36 products are too thin for the gemm and the transforms dominate
+/// (ResNet-20's first stage ran at 0.75x im2col's speed; 32 channels at 1.1-1.2x, 64 at
+/// 1.8x; `conv_phases`).
+const WINOGRAD_MIN_CHANNELS: usize = 32;
+
+impl Dims {
+    /// The Winograd F(4x4, 3x3) sizes of this convolution, where they apply: 3x3, stride 1,
+    /// no dilation, one group, at least [`WINOGRAD_MIN_CHANNELS`] channels in and out.
+    fn winograd(&self) -> Option<winograd::Conv3x3> {
+        let g = &self.g;
+        let applies = [self.kh, self.kw] == [3, 3]
+            && g.stride == [1, 1]
+            && g.dilation == [1, 1]
+            && g.groups == 1
+            && self.c.min(self.o) >= WINOGRAD_MIN_CHANNELS
+            && !winograd::disabled();
+        applies.then_some(winograd::Conv3x3 {
+            n: self.n,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            k: self.o,
+            oh: self.oh,
+            ow: self.ow,
+            pad: g.pad_begin,
+        })
+    }
+}
 
 /// The output positions `[lo, hi)` along one axis whose input index
 /// `o*stride + k_off - pad` lies in `[0, len)`.
@@ -513,6 +544,10 @@ impl<T: Elem> Epilogue<'_, T> {
 }
 
 fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims, epilogue: Option<Epilogue<T>>) -> Vec<T> {
+    if let Some(s) = d.winograd() {
+        let (bias, relu) = epilogue.map_or((None, false), |e| (Some(e.bias), e.relu));
+        return winograd::conv3x3(x, w, &s, bias, relu);
+    }
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
     let mut y = vec![T::ZERO; d.n * d.o * p];
     for_chunks(d, &mut y, d.o * p, |n0, nc, y, par| {
@@ -999,6 +1034,14 @@ mod bench {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(128);
+        // The runtime's allocator settings (configure_process): freed buffers are reused,
+        // not unmapped and faulted in again.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only changes allocator parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_MAX, 0);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        }
         let ceiling = fma_ceiling();
         println!(
             "fp32 FMA ceiling, {} threads: {ceiling:.0} GFLOP/s",

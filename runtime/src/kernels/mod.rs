@@ -21,6 +21,7 @@ pub mod norm;
 pub mod pool;
 
 mod util;
+mod winograd;
 
 pub use conv::{conv2d, Conv2dGeometry};
 pub use linear::linear;

@@ -18,18 +18,19 @@ pub(crate) trait Elem: WithDType {
 }
 
 /// Scratch buffers per thread and element type: the column matrices and staging copies
-/// of a convolution, reused from call to call. As fresh zeroed vectors they cost a
+/// of a convolution (Winograd's: its V and M matrices and the bands it transposes),
+/// reused from call to call. As fresh zeroed vectors they cost a
 /// tenth of a ResNet-20 training step (memset, page faults, malloc).
-const SCRATCH_SLOTS: usize = 2;
+const SCRATCH_SLOTS: usize = 4;
 
 thread_local! {
     static SCRATCH_F32: [RefCell<Vec<f32>>; SCRATCH_SLOTS] =
-        const { [RefCell::new(Vec::new()), RefCell::new(Vec::new())] };
+        const { [const { RefCell::new(Vec::new()) }; SCRATCH_SLOTS] };
     static SCRATCH_F64: [RefCell<Vec<f64>>; SCRATCH_SLOTS] =
-        const { [RefCell::new(Vec::new()), RefCell::new(Vec::new())] };
+        const { [const { RefCell::new(Vec::new()) }; SCRATCH_SLOTS] };
 }
 
-/// Calls `f` with this thread's scratch buffer `slot` (0 or 1), at least `len` long and
+/// Calls `f` with this thread's scratch buffer `slot` (0 to 3), at least `len` long and
 /// holding stale values: `f` must write what it reads. A slot already in use (a nested
 /// call on the same thread, through rayon's work stealing) gives a fresh buffer instead.
 pub(crate) fn with_scratch<T: Elem, R>(
@@ -212,11 +213,49 @@ pub(crate) fn relu_of<T: Elem>(v: T) -> T {
     }
 }
 
-/// `dst` (cols, rows) = the transpose of `src` (rows, cols), both row-major.
+/// `dst` (cols, rows) = the transpose of `src` (rows, cols), both row-major, in 16x16
+/// blocks: a block's source rows and destination rows stay in the L1 cache (a plain
+/// column walk misses on every element once a row outgrows a page).
 pub(crate) fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
-    for (c, out) in dst[..rows * cols].chunks_mut(rows.max(1)).enumerate() {
-        for (r, v) in out.iter_mut().enumerate() {
-            *v = src[r * cols + c];
+    const B: usize = 16;
+    let (src, dst) = (&src[..rows * cols], &mut dst[..rows * cols]);
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for c in c0..(c0 + B).min(cols) {
+                for r in r0..(r0 + B).min(rows) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
         }
     }
+}
+
+/// Runs `f` compiled for AVX-512 (or AVX2 with FMA) where this CPU has it. The crate is
+/// built for baseline x86-64, whose plain loops vectorise 4 lanes wide (SSE2); `f`'s
+/// body, inlined into the wrapper below (its callees `#[inline(always)]`), runs 16 wide.
+#[inline]
+pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the features were detected at run time.
+            return unsafe { avx512(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
 }
