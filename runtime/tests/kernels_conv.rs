@@ -530,3 +530,93 @@ fn conv2d_winograd_input_gradient_matches_finite_differences() {
         .unwrap_or_else(|e| panic!("case {i} {g:?}: {e}"));
     }
 }
+
+/// 3x3 stride-1 convolutions with fewer than 32 channels on rows that fill its strips
+/// of 32 outputs run the direct kernel (f32 on AVX-512; elsewhere these check im2col):
+/// widths that fill one strip, most of one, and several; output channels that are and are not a multiple of its block of 8; zero,
+/// one, two and asymmetric padding; the plain and the fused conv, f32 and f64.
+#[test]
+fn conv2d_direct_shapes_match_naive() {
+    let cases = [
+        (
+            [3, 16, 32, 32],
+            [16, 16, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [2, 3, 17, 28],
+            [64, 3, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [1, 5, 9, 58],
+            [11, 5, 3, 3],
+            Conv2dGeometry::uniform(1, 0, 1, 1),
+        ),
+        (
+            [2, 7, 6, 26],
+            [9, 7, 3, 3],
+            Conv2dGeometry::uniform(1, 2, 1, 1),
+        ),
+        (
+            [1, 16, 5, 88],
+            [24, 16, 3, 3],
+            geom([1, 1], [0, 2], [2, 1], [1, 1], 1),
+        ),
+        (
+            [1, 40, 4, 60],
+            [3, 40, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+    ];
+    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+        for (dtype, tol) in [(DType::F32, 1e-5), (DType::F64, 1e-12)] {
+            let x = tensor(&xd, 190 + i as u64, dtype);
+            let w = tensor(&wd, 210 + i as u64, dtype);
+            let bias = tensor(&[wd[0]], 230 + i as u64, dtype);
+            let (want, dims) = naive_conv(&x, &w, &g);
+            let got = conv2d(&x, &w, &g).unwrap();
+            assert_eq!(got.dims(), dims, "case {i}");
+            assert_close(
+                &to_f64(&got),
+                &want,
+                tol,
+                &format!("direct case {i} {dtype:?}"),
+            );
+            let fused = runtime::kernels::conv::conv2d_bias_relu(&x, &w, &bias, true, &g).unwrap();
+            let b = to_f64(&bias);
+            let plane = dims[2] * dims[3];
+            let want: Vec<f64> = want
+                .iter()
+                .enumerate()
+                .map(|(k, v)| (v + b[(k / plane) % dims[1]]).max(0.0))
+                .collect();
+            assert_close(
+                &to_f64(&fused),
+                &want,
+                tol,
+                &format!("fused direct case {i} {dtype:?}"),
+            );
+        }
+    }
+}
+
+/// The input gradient of a narrow 3x3 stride-1 convolution on wide rows runs the
+/// direct kernel (through the flipped-kernel conv), which is f32-only: the f32 gradients
+/// against the f64 ones (im2col), which the finite-difference tests check.
+#[test]
+fn conv2d_direct_input_gradient_matches_f64() {
+    let g = Conv2dGeometry::uniform(1, 1, 1, 1);
+    let grads = |dtype: DType| -> Vec<Vec<f64>> {
+        let x = candle_core::Var::from_tensor(&tensor(&[2, 12, 5, 30], 250, dtype)).unwrap();
+        let w = candle_core::Var::from_tensor(&tensor(&[9, 12, 3, 3], 251, dtype)).unwrap();
+        let loss = weighted_sum(&conv2d(x.as_tensor(), w.as_tensor(), &g).unwrap(), 252).unwrap();
+        let gs = loss.backward().unwrap();
+        [x.as_tensor(), w.as_tensor()]
+            .map(|t| to_f64(gs.get(t).unwrap()))
+            .to_vec()
+    };
+    let (single, double) = (grads(DType::F32), grads(DType::F64));
+    assert_close(&single[0], &double[0], 1e-5, "input gradient");
+    assert_close(&single[1], &double[1], 1e-4, "weight gradient");
+}

@@ -16,7 +16,7 @@ use super::matmul::matmul;
 use super::util::{
     contiguous_slice, dtype_error, num_threads, par_rows, relu_of, transpose, with_scratch, Elem,
 };
-use super::winograd;
+use super::{direct, winograd};
 
 /// Geometry of a 2-D convolution; every pair is `[h, w]` (padding: `[top, left]` and
 /// `[bottom, right]`).
@@ -149,6 +149,30 @@ impl Dims {
             && self.c.min(self.o) >= WINOGRAD_MIN_CHANNELS
             && !winograd::disabled();
         applies.then_some(winograd::Conv3x3 {
+            n: self.n,
+            c: self.c,
+            h: self.h,
+            w: self.w,
+            k: self.o,
+            oh: self.oh,
+            ow: self.ow,
+            pad: g.pad_begin,
+        })
+    }
+
+    /// The direct kernel's sizes where it applies: 3x3, stride 1, no dilation, one group,
+    /// rows that fill its strips of 32 outputs, and fewer channels (in or out) than Winograd takes
+    /// (see [`direct`](super::direct); f32 with AVX-512 only).
+    fn direct(&self) -> Option<direct::Direct3x3> {
+        let g = &self.g;
+        let applies = [self.kh, self.kw] == [3, 3]
+            && g.stride == [1, 1]
+            && g.dilation == [1, 1]
+            && g.groups == 1
+            && direct::fills_strips(self.ow)
+            && self.c.min(self.o) < WINOGRAD_MIN_CHANNELS
+            && !winograd::disabled();
+        applies.then_some(direct::Direct3x3 {
             n: self.n,
             c: self.c,
             h: self.h,
@@ -544,9 +568,15 @@ impl<T: Elem> Epilogue<'_, T> {
 }
 
 fn conv_fwd<T: Elem>(x: &[T], w: &[T], d: &Dims, epilogue: Option<Epilogue<T>>) -> Vec<T> {
+    let (bias, relu) = epilogue.map_or((None, false), |e| (Some(e.bias), e.relu));
     if let Some(s) = d.winograd() {
-        let (bias, relu) = epilogue.map_or((None, false), |e| (Some(e.bias), e.relu));
         return winograd::conv3x3(x, w, &s, bias, relu);
+    }
+    if let Some(y) = d
+        .direct()
+        .and_then(|s| T::direct_conv3x3(x, w, &s, bias, relu))
+    {
+        return y;
     }
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
     let mut y = vec![T::ZERO; d.n * d.o * p];

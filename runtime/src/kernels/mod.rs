@@ -14,6 +14,7 @@
 //! implementation" error.
 
 pub mod conv;
+mod direct;
 pub mod gradcheck;
 pub mod linear;
 mod matmul;

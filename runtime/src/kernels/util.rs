@@ -15,6 +15,17 @@ pub(crate) trait Elem: WithDType {
     fn is_nan(self) -> bool;
     /// This type's per-thread scratch buffers ([`with_scratch`]).
     fn scratch() -> &'static LocalKey<[RefCell<Vec<Self>>; SCRATCH_SLOTS]>;
+    /// The direct 3x3 kernel ([`super::direct`]) where it runs for this type on this CPU
+    /// (f32 with AVX-512), else None.
+    fn direct_conv3x3(
+        _x: &[Self],
+        _w: &[Self],
+        _s: &super::direct::Direct3x3,
+        _bias: Option<&[Self]>,
+        _relu: bool,
+    ) -> Option<Vec<Self>> {
+        None
+    }
 }
 
 /// Scratch buffers per thread and element type: the column matrices and staging copies
@@ -58,6 +69,15 @@ impl Elem for f32 {
     }
     fn scratch() -> &'static LocalKey<[RefCell<Vec<Self>>; SCRATCH_SLOTS]> {
         &SCRATCH_F32
+    }
+    fn direct_conv3x3(
+        x: &[f32],
+        w: &[f32],
+        s: &super::direct::Direct3x3,
+        bias: Option<&[f32]>,
+        relu: bool,
+    ) -> Option<Vec<f32>> {
+        super::direct::conv3x3(x, w, s, bias, relu)
     }
 }
 
@@ -230,32 +250,76 @@ pub(crate) fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut 
     }
 }
 
-/// Runs `f` compiled for AVX-512 (or AVX2 with FMA) where this CPU has it. The crate is
-/// built for baseline x86-64, whose plain loops vectorise 4 lanes wide (SSE2); `f`'s
-/// body, inlined into the wrapper below (its callees `#[inline(always)]`), runs 16 wide.
-#[inline]
-pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+/// The widest vector instructions this CPU has, of those the kernels are compiled for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Simd {
+    Avx512,
+    Avx2,
+    Baseline,
+}
+
+pub(crate) fn simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512vl")
         {
-            // SAFETY: the features were detected at run time.
-            return unsafe { avx512(f) };
+            return Simd::Avx512;
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            // SAFETY: as above.
-            return unsafe { avx2(f) };
+            return Simd::Avx2;
         }
     }
-    f()
+    Simd::Baseline
 }
+
+/// `vectorised! { fn name<T: Elem>(args) = body; }` defines `name`, which calls `body`
+/// (an `#[inline(always)]` fn) compiled for AVX-512, or AVX2 with FMA, where this CPU has
+/// it. The crate is built for baseline x86-64, whose loops vectorise 4 lanes wide (SSE2);
+/// inlined into these wrappers they run 16 wide. (A closure handed to such a wrapper is
+/// not inlined when it is large, and then runs at SSE2 width: named functions only.)
+macro_rules! vectorised {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident<T: Elem>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<T: Elem>($($arg: $ty),*) $(-> $ret)? {
+            // SAFETY: `$body` is safe; the wrappers only need the CPU features.
+            unsafe { $crate::kernels::util::vectorised!(@dispatch $body($($arg: $ty),*) $(-> $ret)?) }
+        }
+    };
+    // An unsafe body: the wrapper is unsafe with the body's contract.
+    ($(#[$meta:meta])* $vis:vis unsafe fn $name:ident<T: Elem>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name<T: Elem>($($arg: $ty),*) $(-> $ret)? {
+            $crate::kernels::util::vectorised!(@dispatch $body($($arg: $ty),*) $(-> $ret)?)
+        }
+    };
+    (@dispatch $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+            #[allow(clippy::too_many_arguments, unused_unsafe)]
+            unsafe fn avx512<T: Elem>($($arg: $ty),*) $(-> $ret)? {
+                unsafe { $body($($arg),*) }
+            }
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments, unused_unsafe)]
+            unsafe fn avx2<T: Elem>($($arg: $ty),*) $(-> $ret)? {
+                unsafe { $body($($arg),*) }
+            }
+            match $crate::kernels::util::simd() {
+                // The features were detected at run time.
+                $crate::kernels::util::Simd::Avx512 => avx512($($arg),*),
+                $crate::kernels::util::Simd::Avx2 => avx2($($arg),*),
+                $crate::kernels::util::Simd::Baseline => $body($($arg),*),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $body($($arg),*)
+        }
+    }};
+}
+pub(crate) use vectorised;

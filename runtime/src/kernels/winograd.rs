@@ -88,7 +88,10 @@ pub(super) fn conv3x3<T: Elem>(
     // first stage).
     let len = s.n * s.k * s.oh * s.ow;
     let mut y: Vec<T> = Vec::with_capacity(len);
-    let out = SyncPtr(y.as_mut_ptr());
+    let out = Disjoint {
+        ptr: y.as_mut_ptr(),
+        len,
+    };
     let (bands, tw) = (s.bands(), s.tw());
     let threads = num_threads();
     // Tiles per chunk: V and M within a few MiB, and at least as many tiles as the
@@ -100,20 +103,13 @@ pub(super) fn conv3x3<T: Elem>(
     let run = |b0: usize, nb: usize, par: bool| {
         let t = nb * tw;
         with_scratch(0, XI * t * s.c, |v: &mut [T]| {
+            let vd = Disjoint::of(v);
+            // SAFETY: band i writes the tiles i·tw..(i+1)·tw of each ξ only.
+            let input = |i: usize| unsafe { transform_band_input(x, s, b0 + i, i * tw, t, vd) };
             if par {
-                // Each band writes its own tiles of every ξ, so the writes interleave:
-                // the bands share a pointer.
-                let vp = SyncPtr(v.as_mut_ptr());
-                let len = v.len();
-                (0..nb).into_par_iter().for_each(|i| {
-                    // SAFETY: band i writes only the tiles i·tw..(i+1)·tw of each ξ.
-                    let v = unsafe { std::slice::from_raw_parts_mut(vp.get(), len) };
-                    transform_band_input(x, s, b0 + i, i * tw, t, v)
-                });
+                (0..nb).into_par_iter().for_each(input);
             } else {
-                for i in 0..nb {
-                    transform_band_input(x, s, b0 + i, i * tw, t, v)
-                }
+                (0..nb).for_each(input);
             }
             let v: &[T] = v;
             with_scratch(1, XI * t * s.k, |m: &mut [T]| {
@@ -124,7 +120,7 @@ pub(super) fn conv3x3<T: Elem>(
                         (s.k, 1),
                         false,
                         (&v[xi * t * s.c..][..t * s.c], s.c, 1),
-                        (&u[xi * s.k..], XI * s.k, 1),
+                        (&u[xi * s.c * s.k..][..s.c * s.k], s.k, 1),
                         gemm::Parallelism::None,
                     )
                 };
@@ -162,54 +158,93 @@ pub(super) fn conv3x3<T: Elem>(
     y
 }
 
-/// A pointer the bands write through in parallel, each to its own elements.
+/// A buffer that parallel tasks write in disjoint pieces (the bands' tiles of every ξ
+/// interleave, so the buffer cannot be split into one slice per task): raw pointer
+/// writes, each checked against the length.
 #[derive(Clone, Copy)]
-struct SyncPtr<T>(*mut T);
-// SAFETY: used only for writes to disjoint elements (see the callers).
-unsafe impl<T> Send for SyncPtr<T> {}
-unsafe impl<T> Sync for SyncPtr<T> {}
-impl<T> SyncPtr<T> {
-    fn get(self) -> *mut T {
-        self.0
+struct Disjoint<T> {
+    ptr: *mut T,
+    len: usize,
+}
+// SAFETY: the tasks write disjoint elements (each caller says which) and nothing reads
+// the buffer until they have all finished.
+unsafe impl<T> Send for Disjoint<T> {}
+unsafe impl<T> Sync for Disjoint<T> {}
+
+impl<T: Copy> Disjoint<T> {
+    fn of(buf: &mut [T]) -> Self {
+        Self {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+        }
+    }
+
+    /// buf[at..at + vals.len()] = vals.
+    ///
+    /// # Safety
+    /// No other task touches these elements meanwhile.
+    #[inline(always)]
+    unsafe fn put(self, at: usize, vals: &[T]) {
+        assert!(at + vals.len() <= self.len, "Disjoint::put out of bounds");
+        std::ptr::copy_nonoverlapping(vals.as_ptr(), self.ptr.add(at), vals.len())
     }
 }
 
-/// U[c][ξ][k] = (G g Gᵀ)[ξ] for every filter g = w[k, c] (K, C, 3, 3): per ξ a (C, K)
-/// matrix with row stride 36·K.
+/// U[ξ][c][k] = (G g Gᵀ)[ξ] for every filter g = w[k, c] (K, C, 3, 3): per ξ a (C, K)
+/// matrix.
 fn transform_weights<T: Elem>(w: &[T], k: usize, c: usize) -> Vec<T> {
     use rayon::prelude::*;
     // (K, C·9) -> (C·9, K): the nine taps of each channel as vectors over K.
     let mut wt = vec![T::ZERO; w.len()];
     transpose(w, k, c * 9, &mut wt);
-    let mut u = vec![T::ZERO; c * XI * k];
+    let mut u = vec![T::ZERO; XI * c * k];
+    let out = Disjoint::of(&mut u);
     let block = 8;
-    u.par_chunks_mut(block * XI * k)
-        .enumerate()
-        .for_each(|(i, u)| {
-            vectorised(|| {
-                for (j, u) in u.chunks_exact_mut(XI * k).enumerate() {
-                    weight_channel(&wt[(i * block + j) * 9 * k..][..9 * k], k, u)
-                }
-            })
-        });
+    (0..c.div_ceil(block)).into_par_iter().for_each(|i| {
+        let c0 = i * block;
+        let nc = block.min(c - c0);
+        // SAFETY: block i writes the rows c0..c0 + nc of each ξ only.
+        unsafe { weight_block(&wt[c0 * 9 * k..][..nc * 9 * k], k, c, c0, out) }
+    });
     u
 }
 
-/// One input channel's 36 vectors over K from its nine taps (taps[i·3 + j][k]).
-#[inline(always)]
-fn weight_channel<T: Elem>(taps: &[T], k: usize, u: &mut [T]) {
-    let mut k0 = 0;
-    while k0 + LANES <= k {
-        weight_lanes::<T, LANES>(taps, k, k0, u);
-        k0 += LANES;
-    }
-    for l in k0..k {
-        weight_lanes::<T, 1>(taps, k, l, u);
-    }
+vectorised! {
+    /// Input channels c0.. (as many as `taps` holds, nine vectors over K each):
+    /// U[ξ][c][·] from taps[c][i·3 + j][·].
+    unsafe fn weight_block<T: Elem>(
+        taps: &[T],
+        k: usize,
+        c: usize,
+        c0: usize,
+        u: Disjoint<T>,
+    ) = weight_block_body;
 }
 
 #[inline(always)]
-fn weight_lanes<T: Elem, const N: usize>(taps: &[T], k: usize, k0: usize, u: &mut [T]) {
+unsafe fn weight_block_body<T: Elem>(taps: &[T], k: usize, c: usize, c0: usize, u: Disjoint<T>) {
+    for (j, taps) in taps.chunks_exact(9 * k).enumerate() {
+        let mut k0 = 0;
+        while k0 + LANES <= k {
+            weight_lanes::<T, LANES>(taps, k, k0, (c0 + j) * k, c * k, u);
+            k0 += LANES;
+        }
+        for l in k0..k {
+            weight_lanes::<T, 1>(taps, k, l, (c0 + j) * k, c * k, u);
+        }
+    }
+}
+
+/// Lanes k0..k0+N of one channel's 36 vectors: U[ξ] at `row + k0`, ξ apart by `xi_stride`.
+#[inline(always)]
+unsafe fn weight_lanes<T: Elem, const N: usize>(
+    taps: &[T],
+    k: usize,
+    k0: usize,
+    row: usize,
+    xi_stride: usize,
+    u: Disjoint<T>,
+) {
     let g: [[[T; N]; 3]; 3] =
         std::array::from_fn(|i| std::array::from_fn(|j| load(taps, (i * 3 + j) * k + k0)));
     // Columns first: col[j] = G · g[·][j].
@@ -217,8 +252,7 @@ fn weight_lanes<T: Elem, const N: usize>(taps: &[T], k: usize, k0: usize, u: &mu
     for a in 0..WIN {
         let r = g3(&[col[0][a], col[1][a], col[2][a]]);
         for (b, r) in r.iter().enumerate() {
-            let at = (a * WIN + b) * k + k0;
-            u[at..at + N].copy_from_slice(r);
+            u.put((a * WIN + b) * xi_stride + row + k0, r);
         }
     }
 }
@@ -285,24 +319,50 @@ fn load<T: Elem, const N: usize>(src: &[T], at: usize) -> [T; N] {
 
 /// The tiles of band `band` (sample, tile row) into V[ξ][t0 + tx][c] (V holds `t` tiles
 /// per ξ).
-fn transform_band_input<T: Elem>(
+///
+/// # Safety
+/// No other task writes those tiles meanwhile.
+unsafe fn transform_band_input<T: Elem>(
     x: &[T],
     s: &Conv3x3,
     band: usize,
     t0: usize,
     t: usize,
-    v: &mut [T],
+    v: Disjoint<T>,
 ) {
     let (c, wp) = (s.c, s.wp());
     let (n, ty) = (band / s.th(), band % s.th());
     let plane = s.h * s.w;
     let xs = &x[n * c * plane..][..c * plane];
     with_scratch(2, WIN * wp * c, |rows: &mut [T]| {
-        vectorised(|| {
-            band_rows(xs, s, ty, rows);
-            band_input_tiles(rows, s, t0, t, v)
-        })
+        band_input(xs, s, ty, rows, t0, t, v)
     })
+}
+
+vectorised! {
+    unsafe fn band_input<T: Elem>(
+        xs: &[T],
+        s: &Conv3x3,
+        ty: usize,
+        rows: &mut [T],
+        t0: usize,
+        t: usize,
+        v: Disjoint<T>,
+    ) = band_input_body;
+}
+
+#[inline(always)]
+unsafe fn band_input_body<T: Elem>(
+    xs: &[T],
+    s: &Conv3x3,
+    ty: usize,
+    rows: &mut [T],
+    t0: usize,
+    t: usize,
+    v: Disjoint<T>,
+) {
+    band_rows(xs, s, ty, rows);
+    band_input_tiles(rows, s, t0, t, v)
 }
 
 /// rows[r][q][c] = x[c][4·ty + r − pad_top][q − pad_left] of one sample, zero outside.
@@ -336,7 +396,7 @@ fn band_rows<T: Elem>(xs: &[T], s: &Conv3x3, ty: usize, rows: &mut [T]) {
 }
 
 #[inline(always)]
-fn band_input_tiles<T: Elem>(rows: &[T], s: &Conv3x3, t0: usize, t: usize, v: &mut [T]) {
+unsafe fn band_input_tiles<T: Elem>(rows: &[T], s: &Conv3x3, t0: usize, t: usize, v: Disjoint<T>) {
     let (c, wp) = (s.c, s.wp());
     for tx in 0..s.tw() {
         let ti = t0 + tx;
@@ -354,7 +414,7 @@ fn band_input_tiles<T: Elem>(rows: &[T], s: &Conv3x3, t0: usize, t: usize, v: &m
 /// One tile's lanes c0..c0+N: V[ξ][ti][c0..] = (Bᵀ d B)[ξ].
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn input_tile<T: Elem, const N: usize>(
+unsafe fn input_tile<T: Elem, const N: usize>(
     rows: &[T],
     wp: usize,
     c: usize,
@@ -362,7 +422,7 @@ fn input_tile<T: Elem, const N: usize>(
     c0: usize,
     ti: usize,
     t: usize,
-    v: &mut [T],
+    v: Disjoint<T>,
 ) {
     // Columns first: col[j][a] = Σ_r Bᵀ[a][r] d[r][j].
     let mut col = [[[T::ZERO; N]; WIN]; WIN];
@@ -376,8 +436,7 @@ fn input_tile<T: Elem, const N: usize>(
         let d: [[T; N]; WIN] = std::array::from_fn(|j| col[j][a]);
         let r = bt6(&d);
         for (b, r) in r.iter().enumerate() {
-            let at = ((a * WIN + b) * t + ti) * c + c0;
-            v[at..at + N].copy_from_slice(r);
+            v.put(((a * WIN + b) * t + ti) * c + c0, r);
         }
     }
 }
@@ -396,44 +455,71 @@ unsafe fn transform_band_output<T: Elem>(
     t: usize,
     bias: Option<&[T]>,
     relu: bool,
-    y: SyncPtr<T>,
+    y: Disjoint<T>,
+) {
+    with_scratch(3, TILE * TILE * s.tw() * s.k, |rows: &mut [T]| {
+        band_output(m, s, band, t0, t, bias, relu, y, rows)
+    })
+}
+
+vectorised! {
+    /// [`transform_band_output`]'s body; writes through `y` as it says.
+    unsafe fn band_output<T: Elem>(
+        m: &[T],
+        s: &Conv3x3,
+        band: usize,
+        t0: usize,
+        t: usize,
+        bias: Option<&[T]>,
+        relu: bool,
+        y: Disjoint<T>,
+        rows: &mut [T],
+    ) = band_output_body;
+}
+
+/// rows[a][q][k]: the band's 4 output rows, channels last, then transposed into y.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn band_output_body<T: Elem>(
+    m: &[T],
+    s: &Conv3x3,
+    band: usize,
+    t0: usize,
+    t: usize,
+    bias: Option<&[T]>,
+    relu: bool,
+    y: Disjoint<T>,
+    rows: &mut [T],
 ) {
     let (k, tw) = (s.k, s.tw());
     let wo = TILE * tw;
     let (n, ty) = (band / s.th(), band % s.th());
-    with_scratch(3, TILE * wo * k, |rows: &mut [T]| {
-        vectorised(|| {
-            // rows[a][q][k]: the band's 4 output rows, channels last.
-            for tx in 0..tw {
-                let ti = t0 + tx;
-                let mut k0 = 0;
-                while k0 + LANES <= k {
-                    output_tile::<T, LANES>(m, wo, k, tx, k0, ti, t, bias, relu, rows);
-                    k0 += LANES;
-                }
-                for ki in k0..k {
-                    output_tile::<T, 1>(m, wo, k, tx, ki, ti, t, bias, relu, rows);
-                }
+    for tx in 0..tw {
+        let ti = t0 + tx;
+        let mut k0 = 0;
+        while k0 + LANES <= k {
+            output_tile::<T, LANES>(m, wo, k, tx, k0, ti, t, bias, relu, rows);
+            k0 += LANES;
+        }
+        for ki in k0..k {
+            output_tile::<T, 1>(m, wo, k, tx, ki, ti, t, bias, relu, rows);
+        }
+    }
+    let plane = s.oh * s.ow;
+    let y0 = TILE * ty;
+    let nrows = TILE.min(s.oh - y0);
+    for ki in 0..k {
+        // Rows y0..y0+nrows of channel ki of sample n: this band's alone (the caller's
+        // contract). Raw writes: y is not initialised yet.
+        let at = (n * k + ki) * plane + y0 * s.ow;
+        assert!(at + nrows * s.ow <= y.len, "band output out of bounds");
+        let dst = y.ptr.add(at);
+        for a in 0..nrows {
+            for ox in 0..s.ow {
+                dst.add(a * s.ow + ox).write(rows[(a * wo + ox) * k + ki]);
             }
-            let plane = s.oh * s.ow;
-            let y0 = TILE * ty;
-            let nrows = TILE.min(s.oh - y0);
-            for ki in 0..k {
-                // SAFETY: rows y0..y0+nrows of channel ki of sample n: this band's alone.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        y.get().add((n * k + ki) * plane + y0 * s.ow),
-                        nrows * s.ow,
-                    )
-                };
-                for (a, dst) in dst.chunks_exact_mut(s.ow).enumerate() {
-                    for (ox, d) in dst.iter_mut().enumerate() {
-                        *d = rows[(a * wo + ox) * k + ki];
-                    }
-                }
-            }
-        })
-    })
+        }
+    }
 }
 
 /// One tile's lanes k0..k0+N: rows[a][4·tx + b][k0..] = relu((Aᵀ M A)[a][b] + bias).
