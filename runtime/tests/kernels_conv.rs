@@ -601,22 +601,51 @@ fn conv2d_direct_shapes_match_naive() {
     }
 }
 
-/// The input gradient of a narrow 3x3 stride-1 convolution on wide rows runs the
-/// direct kernel (through the flipped-kernel conv), which is f32-only: the f32 gradients
-/// against the f64 ones (im2col), which the finite-difference tests check.
+/// The gradients of a narrow 3x3 stride-1 convolution on wide rows run the direct
+/// kernels (the input gradient through the flipped-kernel conv, and the weight
+/// gradient's own), which are f32-only: the f32 gradients against the f64 ones
+/// (im2col), which the finite-difference tests check. An odd number of output channels
+/// (the weight gradient pairs them), padding 0 and 1, one strip and several, several
+/// samples per thread.
 #[test]
-fn conv2d_direct_input_gradient_matches_f64() {
-    let g = Conv2dGeometry::uniform(1, 1, 1, 1);
-    let grads = |dtype: DType| -> Vec<Vec<f64>> {
-        let x = candle_core::Var::from_tensor(&tensor(&[2, 12, 5, 30], 250, dtype)).unwrap();
-        let w = candle_core::Var::from_tensor(&tensor(&[9, 12, 3, 3], 251, dtype)).unwrap();
-        let loss = weighted_sum(&conv2d(x.as_tensor(), w.as_tensor(), &g).unwrap(), 252).unwrap();
-        let gs = loss.backward().unwrap();
-        [x.as_tensor(), w.as_tensor()]
-            .map(|t| to_f64(gs.get(t).unwrap()))
-            .to_vec()
-    };
-    let (single, double) = (grads(DType::F32), grads(DType::F64));
-    assert_close(&single[0], &double[0], 1e-5, "input gradient");
-    assert_close(&single[1], &double[1], 1e-4, "weight gradient");
+fn conv2d_direct_gradients_match_f64() {
+    let cases = [
+        (
+            [2, 12, 5, 30],
+            [9, 12, 3, 3],
+            Conv2dGeometry::uniform(1, 1, 1, 1),
+        ),
+        (
+            [5, 3, 4, 58],
+            [16, 3, 3, 3],
+            Conv2dGeometry::uniform(1, 0, 1, 1),
+        ),
+    ];
+    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+        let grads = |dtype: DType| -> Vec<Vec<f64>> {
+            let x = candle_core::Var::from_tensor(&tensor(&xd, 250 + i as u64, dtype)).unwrap();
+            let w = candle_core::Var::from_tensor(&tensor(&wd, 260 + i as u64, dtype)).unwrap();
+            let y = conv2d(x.as_tensor(), w.as_tensor(), &g).unwrap();
+            let gs = weighted_sum(&y, 270 + i as u64)
+                .unwrap()
+                .backward()
+                .unwrap();
+            [x.as_tensor(), w.as_tensor()]
+                .map(|t| to_f64(gs.get(t).unwrap()))
+                .to_vec()
+        };
+        let (single, double) = (grads(DType::F32), grads(DType::F64));
+        assert_close(
+            &single[0],
+            &double[0],
+            1e-5,
+            &format!("case {i} input gradient"),
+        );
+        assert_close(
+            &single[1],
+            &double[1],
+            1e-4,
+            &format!("case {i} weight gradient"),
+        );
+    }
 }

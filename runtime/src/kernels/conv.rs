@@ -685,6 +685,9 @@ fn conv_bwd_data<T: Elem>(dy: &[T], w: &[T], d: &Dims) -> Vec<T> {
 
 fn conv_bwd_filter<T: Elem>(x: &[T], dy: &[T], d: &Dims) -> Vec<T> {
     use rayon::prelude::*;
+    if let Some(dw) = d.direct().and_then(|s| T::direct_weight_grad3x3(x, dy, &s)) {
+        return dw;
+    }
     let (p, g, og, cgkk) = (d.p(), d.g.groups, d.og(), d.cgkk());
     let Plan {
         threads,

@@ -9,11 +9,17 @@
 //! strips need), so the taps read without bounds checks; then every (output row, strip
 //! of 32 columns, block of 8 output channels) is one register-blocked kernel call.
 //!
+//! The weight gradient ([`weight_grad3x3`]) runs the same way: per sample, for a pair
+//! of output channels and one input channel, 18 accumulators (2 channels x 9 taps) take
+//! dY's row vectors times the shifted input rows; each thread keeps its accumulators
+//! across its samples and reduces them at the end.
+//!
 //! Written with intrinsics: as plain loops over arrays the compiler kept the
 //! accumulators in memory and reached them with gathers and scatters (10x slower).
 //! Elsewhere (no AVX-512, f64) im2col runs instead.
 
 use super::util::{relu_of, simd, with_scratch, Simd};
+use std::mem::MaybeUninit;
 
 /// Output columns per vector.
 const LANES: usize = 16;
@@ -75,9 +81,12 @@ pub(crate) fn conv3x3(
     let mut wt = vec![0.0; w.len()];
     super::util::transpose(w, s.k, s.c * 9, &mut wt);
     let out_len = s.k * s.oh * s.ow;
-    let mut y = vec![0.0; s.n * out_len];
+    // Written once, row by row: never zeroed first.
+    let len = s.n * out_len;
+    let mut y: Vec<f32> = Vec::with_capacity(len);
     let plane = s.h * s.w;
-    y.par_chunks_mut(out_len.max(1))
+    y.spare_capacity_mut()[..len]
+        .par_chunks_mut(out_len.max(1))
         .enumerate()
         .for_each(|(n, y)| {
             let x = &x[n * s.c * plane..][..s.c * plane];
@@ -88,6 +97,8 @@ pub(crate) fn conv3x3(
                 })
             })
         });
+    // SAFETY: each sample's rows, strips and channel blocks cover its (K, OH, OW).
+    unsafe { y.set_len(len) };
     Some(y)
 }
 
@@ -117,7 +128,7 @@ fn sample(
     bias: Option<&[f32]>,
     relu: bool,
     row: &mut [f32],
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     let plane = s.oh * s.ow;
     for oy in 0..s.oh {
@@ -134,7 +145,7 @@ fn sample(
                     let add = bias.map_or(0.0, |b| b[k0 + i]);
                     let dst = &mut y[(k0 + i) * plane + oy * s.ow + x0..][..width];
                     for (d, &v) in dst.iter_mut().zip(&row[i * STRIP..][..width]) {
-                        *d = if relu { relu_of(v + add) } else { v + add };
+                        d.write(if relu { relu_of(v + add) } else { v + add });
                     }
                 }
             }
@@ -206,5 +217,128 @@ unsafe fn block(
     _: usize,
     _: &mut [f32],
 ) {
+    unreachable!("the direct kernel needs AVX-512")
+}
+
+/// Output channels per weight-gradient task.
+const KG: usize = 2;
+
+/// dW (K, C, 3, 3) of `relu`-free conv3x3 from `x` (N, C, H, W) and `dy` (N, K, OH, OW).
+/// None without AVX-512. The batch splits into one fixed block of samples per thread,
+/// whose sums add in order: the same bits every run.
+pub(crate) fn weight_grad3x3(x: &[f32], dy: &[f32], s: &Direct3x3) -> Option<Vec<f32>> {
+    use rayon::prelude::*;
+    if simd() != Simd::Avx512 {
+        return None;
+    }
+    let threads = super::util::num_threads().min(s.n).max(1);
+    let per = s.n.div_ceil(threads);
+    let tasks = s.k.div_ceil(KG) * s.c;
+    // Per task: KG·9 accumulator vectors.
+    let acc_len = tasks * KG * 9 * LANES;
+    let blocks: Vec<Vec<f32>> = (0..threads)
+        .into_par_iter()
+        .map(|t| {
+            let mut acc = vec![0f32; acc_len];
+            let (n0, n1) = (t * per, ((t + 1) * per).min(s.n));
+            with_scratch(2, s.c * s.hp() * s.wp(), |xp: &mut [f32]| {
+                with_scratch(3, s.k * s.oh * s.strips() * STRIP, |dyp: &mut [f32]| {
+                    for n in n0..n1 {
+                        let plane = s.h * s.w;
+                        border(&x[n * s.c * plane..][..s.c * plane], s, xp);
+                        let oplane = s.oh * s.ow;
+                        pad_rows(&dy[n * s.k * oplane..][..s.k * oplane], s, dyp);
+                        // SAFETY: AVX-512 was detected above; the extents are the
+                        // bordered buffers' (see weight_sample).
+                        unsafe { weight_sample(xp, dyp, s, &mut acc) };
+                    }
+                })
+            });
+            // Horizontal sums: dW[k][c][tap] per thread.
+            let mut dw = vec![0f32; s.k * s.c * 9];
+            for k0 in (0..s.k).step_by(KG) {
+                for c in 0..s.c {
+                    let task = (k0 / KG) * s.c + c;
+                    for i in 0..KG.min(s.k - k0) {
+                        for tap in 0..9 {
+                            let v = &acc[((task * KG + i) * 9 + tap) * LANES..][..LANES];
+                            dw[((k0 + i) * s.c + c) * 9 + tap] = v.iter().sum();
+                        }
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+    let mut blocks = blocks.into_iter();
+    let mut dw = blocks.next().unwrap_or_else(|| vec![0f32; s.k * s.c * 9]);
+    for b in blocks {
+        for (a, b) in dw.iter_mut().zip(b) {
+            *a += b;
+        }
+    }
+    Some(dw)
+}
+
+/// dyp[k][oy][q] = dy[k][oy][q] for q < OW, zero up to the strips' width.
+fn pad_rows(dy: &[f32], s: &Direct3x3, dyp: &mut [f32]) {
+    let wq = s.strips() * STRIP;
+    for (src, dst) in dy.chunks_exact(s.ow).zip(dyp.chunks_exact_mut(wq)) {
+        dst[..s.ow].copy_from_slice(src);
+        dst[s.ow..].fill(0.0);
+    }
+}
+
+/// One sample's products into the accumulators: for each pair of output channels and
+/// each input channel, Σ over rows and strips of dY·(shifted input).
+///
+/// # Safety
+/// AVX-512F must be available; `xp` is the sample's bordered input, `dyp` its padded dY
+/// (K·OH rows of strips·32), `acc` holds every task's 18 vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weight_sample(xp: &[f32], dyp: &[f32], s: &Direct3x3, acc: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let (hp, wp) = (s.hp(), s.wp());
+    let wq = s.strips() * STRIP;
+    assert!(xp.len() >= s.c * hp * wp && dyp.len() >= s.k * s.oh * wq);
+    assert!(acc.len() >= s.k.div_ceil(KG) * s.c * KG * 9 * LANES);
+    for k0 in (0..s.k).step_by(KG) {
+        // A lone last channel pairs with itself; its second set is dropped.
+        let k1 = (k0 + 1).min(s.k - 1);
+        for c in 0..s.c {
+            let task = (k0 / KG) * s.c + c;
+            let a = acc.as_mut_ptr().add(task * KG * 9 * LANES);
+            let mut r: [[__m512; 9]; KG] = std::array::from_fn(|i| {
+                std::array::from_fn(|t| _mm512_loadu_ps(a.add((i * 9 + t) * LANES)))
+            });
+            for oy in 0..s.oh {
+                let g0 = dyp.as_ptr().add((k0 * s.oh + oy) * wq);
+                let g1 = dyp.as_ptr().add((k1 * s.oh + oy) * wq);
+                for q in (0..wq).step_by(LANES) {
+                    let (d0, d1) = (_mm512_loadu_ps(g0.add(q)), _mm512_loadu_ps(g1.add(q)));
+                    for ky in 0..3 {
+                        let line = xp.as_ptr().add((c * hp + oy + ky) * wp + q);
+                        for kx in 0..3 {
+                            let v = _mm512_loadu_ps(line.add(kx));
+                            let t = ky * 3 + kx;
+                            r[0][t] = _mm512_fmadd_ps(d0, v, r[0][t]);
+                            r[1][t] = _mm512_fmadd_ps(d1, v, r[1][t]);
+                        }
+                    }
+                }
+            }
+            for (i, r) in r.iter().enumerate() {
+                for (t, &v) in r.iter().enumerate() {
+                    _mm512_storeu_ps(a.add((i * 9 + t) * LANES), v);
+                }
+            }
+        }
+    }
+}
+
+/// Never reached: weight_grad3x3 returns None before (no AVX-512 off x86-64).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn weight_sample(_: &[f32], _: &[f32], _: &Direct3x3, _: &mut [f32]) {
     unreachable!("the direct kernel needs AVX-512")
 }

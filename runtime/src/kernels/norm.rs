@@ -9,8 +9,12 @@
 //! dx = gamma/sqrt(var+eps) * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M),
 //! dgamma = sum(dy*xhat), dbeta = sum(dy).
 
-use super::util::{contiguous_slice, dtype_error, par_map, par_rows, par_zip_map, relu_of, Elem};
+use super::util::{
+    contiguous_slice, dtype_error, par_extend_rows, par_map, par_rows, par_zip_map, relu_of,
+    vectorised, Elem,
+};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 /// Per-channel batch statistics of a forward pass: mean and biased variance.
@@ -64,7 +68,7 @@ struct BnTrain {
 /// Σ f(xᵢ) in f64 with eight partial sums, so that the loop vectorises (a single f64
 /// accumulator is a chain of dependent adds: a quarter of the step's BN time). The
 /// order is fixed: the same bits every run.
-#[inline]
+#[inline(always)]
 fn lane_sum<T: Elem>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let mut chunks = xs.chunks_exact(8);
@@ -78,7 +82,7 @@ fn lane_sum<T: Elem>(xs: &[T], f: impl Fn(T) -> f64) -> f64 {
 }
 
 /// (Σ f(aᵢ, bᵢ).0, Σ f(aᵢ, bᵢ).1) in f64, as [`lane_sum`].
-#[inline]
+#[inline(always)]
 fn lane_sum2<T: Elem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (f64, f64)) -> (f64, f64) {
     let (mut p, mut q) = ([0f64; 8], [0f64; 8]);
     let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -101,20 +105,57 @@ fn lane_sum2<T: Elem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (f64, f64)) -> (f64,
 /// Per channel: (mean, biased variance), two passes in f64.
 fn channel_stats<T: Elem>(x: &[T], n: usize, c: usize, s: usize) -> BatchStats {
     let mut out = vec![0f64; 2 * c];
-    let m = (n * s).max(1) as f64;
     par_rows(&mut out, 2, 1, |ch, o| {
-        let row = |i: usize| &x[(i * c + ch) * s..(i * c + ch + 1) * s];
-        let sum: f64 = (0..n).map(|i| lane_sum(row(i), |v| v.to_f64())).sum();
-        let mean = sum / m;
-        let sq: f64 = (0..n)
-            .map(|i| lane_sum(row(i), |v| (v.to_f64() - mean).powi(2)))
-            .sum();
+        let (mean, var) = channel_moments(x, n, c, s, ch);
         o[0] = mean;
-        o[1] = sq / m;
+        o[1] = var;
     });
     BatchStats {
         mean: out.iter().step_by(2).copied().collect(),
         var: out.iter().skip(1).step_by(2).copied().collect(),
+    }
+}
+
+vectorised! {
+    /// Channel `ch`'s (mean, biased variance), two passes in f64.
+    fn channel_moments[T: Elem](x: &[T], n: usize, c: usize, s: usize, ch: usize) -> (f64, f64) =
+        channel_moments_body;
+}
+
+#[inline(always)]
+fn channel_moments_body<T: Elem>(x: &[T], n: usize, c: usize, s: usize, ch: usize) -> (f64, f64) {
+    let m = (n * s).max(1) as f64;
+    let row = |i: usize| &x[(i * c + ch) * s..(i * c + ch + 1) * s];
+    let sum: f64 = (0..n).map(|i| lane_sum(row(i), |v| v.to_f64())).sum();
+    let mean = sum / m;
+    let sq: f64 = (0..n)
+        .map(|i| lane_sum(row(i), |v| (v.to_f64() - mean).powi(2)))
+        .sum();
+    (mean, sq / m)
+}
+
+vectorised! {
+    /// out = src·a + b, clamped at 0 with `relu`; writes all of `out` (as long as `src`).
+    fn affine_row[T: Elem](
+        out: &mut [MaybeUninit<T>],
+        src: &[T],
+        a: T,
+        b: T,
+        relu: bool,
+    ) = affine_row_body;
+}
+
+#[inline(always)]
+fn affine_row_body<T: Elem>(out: &mut [MaybeUninit<T>], src: &[T], a: T, b: T, relu: bool) {
+    assert_eq!(out.len(), src.len());
+    if relu {
+        for (o, &v) in out.iter_mut().zip(src) {
+            o.write(relu_of(v * a + b));
+        }
+    } else {
+        for (o, &v) in out.iter_mut().zip(src) {
+            o.write(v * a + b);
+        }
     }
 }
 
@@ -136,21 +177,15 @@ fn bn_fwd<T: Elem>(
         .map(|ch| T::from_f64(beta[ch].to_f64() - st.mean[ch] * scale[ch]))
         .collect();
     let scale: Vec<T> = scale.into_iter().map(T::from_f64).collect();
-    let mut y = vec![T::ZERO; x.len()];
-    par_rows(&mut y, s.max(1), 1 << 14, |row, out| {
-        let ch = row % c;
-        let src = &x[row * s..(row + 1) * s];
-        let (a, b) = (scale[ch], shift[ch]);
-        if relu {
-            for (o, &v) in out.iter_mut().zip(src) {
-                *o = relu_of(v * a + b);
-            }
-        } else {
-            for (o, &v) in out.iter_mut().zip(src) {
-                *o = v * a + b;
-            }
-        }
-    });
+    let mut y = Vec::new();
+    // SAFETY: affine_row writes every element of each row (rows of s, as src).
+    unsafe {
+        par_extend_rows(&mut y, x.len(), s.max(1), 1 << 14, |row, out| {
+            let ch = row % c;
+            let src = &x[row * s..(row + 1) * s];
+            affine_row(out, src, scale[ch], shift[ch], relu);
+        })
+    };
     (y, st)
 }
 
@@ -238,6 +273,65 @@ struct BnTrainBwd {
     stats: BatchStats,
 }
 
+vectorised! {
+    /// Channel `ch`'s (Σ dy, Σ dy·(x − mean)) in f64.
+    fn bn_bwd_sums[T: Elem](
+        x: &[T],
+        dy: &[T],
+        n: usize,
+        c: usize,
+        s: usize,
+        ch: usize,
+        mean: f64,
+    ) -> (f64, f64) = bn_bwd_sums_body;
+}
+
+#[inline(always)]
+fn bn_bwd_sums_body<T: Elem>(
+    x: &[T],
+    dy: &[T],
+    n: usize,
+    c: usize,
+    s: usize,
+    ch: usize,
+    mean: f64,
+) -> (f64, f64) {
+    let (mut sd, mut sdc) = (0f64, 0f64);
+    for i in 0..n {
+        let r = (i * c + ch) * s..(i * c + ch + 1) * s;
+        let (a, b) = lane_sum2(&dy[r.clone()], &x[r], |g, v| {
+            let g = g.to_f64();
+            (g, g * (v.to_f64() - mean))
+        });
+        sd += a;
+        sdc += b;
+    }
+    (sd, sdc)
+}
+
+vectorised! {
+    /// One row of dx = k·(dy − sd − (x − mean)·slope); writes all of `o` (as long as dy).
+    fn bn_bwd_row[T: Elem](
+        o: &mut [MaybeUninit<T>],
+        dy: &[T],
+        x: &[T],
+        coef: [T; 4],
+    ) = bn_bwd_row_body;
+}
+
+#[inline(always)]
+fn bn_bwd_row_body<T: Elem>(
+    o: &mut [MaybeUninit<T>],
+    dy: &[T],
+    x: &[T],
+    [k, sd, slope, mean]: [T; 4],
+) {
+    assert!(o.len() == dy.len() && x.len() == dy.len());
+    for ((o, &g), &v) in o.iter_mut().zip(dy).zip(x) {
+        o.write(k * (g - sd - (v - mean) * slope));
+    }
+}
+
 fn bn_bwd<T: Elem>(
     x: &[T],
     dy: &[T],
@@ -252,39 +346,27 @@ fn bn_bwd<T: Elem>(
     // Per channel: sum(dy) and sum(dy * xhat).
     let mut sums = vec![0f64; 2 * c];
     par_rows(&mut sums, 2, 1, |ch, o| {
-        let mean = st.mean[ch];
-        let (mut sd, mut sdc) = (0f64, 0f64);
-        for i in 0..n {
-            let r = (i * c + ch) * s..(i * c + ch + 1) * s;
-            let (a, b) = lane_sum2(&dy[r.clone()], &x[r], |g, v| {
-                let g = g.to_f64();
-                (g, g * (v.to_f64() - mean))
-            });
-            sd += a;
-            sdc += b;
-        }
+        let (sd, sdc) = bn_bwd_sums(x, dy, n, c, s, ch, st.mean[ch]);
         o[0] = sd;
         o[1] = sdc * invstd[ch];
     });
     let total = x.len();
-    let mut out = vec![T::ZERO; total + 2 * c];
-    let (dx, rest) = out.split_at_mut(total);
+    let mut out = Vec::with_capacity(total + 2 * c);
     // dx = k·(dy − Σdy/M − (x − μ)·invstd·Σ(dy·xhat)/M), per element in the tensor's type.
-    par_rows(dx, s.max(1), 1 << 14, |row, o| {
-        let ch = row % c;
-        let k = T::from_f64(gamma[ch].to_f64() * invstd[ch]);
-        let sd = T::from_f64(sums[2 * ch] / m);
-        let slope = T::from_f64(invstd[ch] * sums[2 * ch + 1] / m);
-        let mean = T::from_f64(st.mean[ch]);
-        let r = row * s..(row + 1) * s;
-        for ((o, &g), &v) in o.iter_mut().zip(&dy[r.clone()]).zip(&x[r]) {
-            *o = k * (g - sd - (v - mean) * slope);
-        }
-    });
-    for ch in 0..c {
-        rest[ch] = T::from_f64(sums[2 * ch + 1]);
-        rest[c + ch] = T::from_f64(sums[2 * ch]);
-    }
+    // SAFETY: bn_bwd_row writes every element of each row (rows of s, as dy).
+    unsafe {
+        par_extend_rows(&mut out, total, s.max(1), 1 << 14, |row, o| {
+            let ch = row % c;
+            let k = T::from_f64(gamma[ch].to_f64() * invstd[ch]);
+            let sd = T::from_f64(sums[2 * ch] / m);
+            let slope = T::from_f64(invstd[ch] * sums[2 * ch + 1] / m);
+            let mean = T::from_f64(st.mean[ch]);
+            let r = row * s..(row + 1) * s;
+            bn_bwd_row(o, &dy[r.clone()], &x[r], [k, sd, slope, mean]);
+        })
+    };
+    out.extend((0..c).map(|ch| T::from_f64(sums[2 * ch + 1])));
+    out.extend((0..c).map(|ch| T::from_f64(sums[2 * ch])));
     out
 }
 

@@ -26,6 +26,14 @@ pub(crate) trait Elem: WithDType {
     ) -> Option<Vec<Self>> {
         None
     }
+    /// The direct kernel's weight gradient, where it runs (as [`Elem::direct_conv3x3`]).
+    fn direct_weight_grad3x3(
+        _x: &[Self],
+        _dy: &[Self],
+        _s: &super::direct::Direct3x3,
+    ) -> Option<Vec<Self>> {
+        None
+    }
 }
 
 /// Scratch buffers per thread and element type: the column matrices and staging copies
@@ -78,6 +86,13 @@ impl Elem for f32 {
         relu: bool,
     ) -> Option<Vec<f32>> {
         super::direct::conv3x3(x, w, s, bias, relu)
+    }
+    fn direct_weight_grad3x3(
+        x: &[f32],
+        dy: &[f32],
+        s: &super::direct::Direct3x3,
+    ) -> Option<Vec<f32>> {
+        super::direct::weight_grad3x3(x, dy, s)
     }
 }
 
@@ -190,38 +205,77 @@ const MAP_BLOCK: usize = 1 << 14;
 /// one. The output is never zeroed first.
 fn par_new<T: Elem>(len: usize, fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync) -> Vec<T> {
     let mut out = Vec::with_capacity(len);
+    // SAFETY: the callers below zip each block with input slices at least as long and
+    // write every element.
+    unsafe { par_extend_rows(&mut out, len, MAP_BLOCK, 1 << 15, fill) };
+    out
+}
+
+/// Appends `len` elements to `out`, written in parallel rows of `row_len` by
+/// `fill(i, row)` as [`par_rows`] splits them: a new output written once, never zeroed
+/// first (the zeroing was a twentieth of a ResNet-20 training step).
+///
+/// # Safety
+/// `fill` must write every element of every row it gets.
+pub(crate) unsafe fn par_extend_rows<T: Elem>(
+    out: &mut Vec<T>,
+    len: usize,
+    row_len: usize,
+    min_par_len: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) {
+    out.reserve(len);
+    let old = out.len();
     par_rows(
         &mut out.spare_capacity_mut()[..len],
-        MAP_BLOCK,
-        1 << 15,
+        row_len,
+        min_par_len,
         fill,
     );
-    // SAFETY: the blocks cover 0..len and `fill` writes every element of each (its
-    // callers below zip each block with input slices at least as long).
-    unsafe { out.set_len(len) };
-    out
+    // SAFETY: the rows cover old..old+len and the caller's `fill` wrote all of them.
+    unsafe { out.set_len(old + len) };
 }
 
 /// `f` of every element of `x`, in parallel: the output is written once, never zeroed
 /// first, and the loop is branch-free so it vectorises (`f` should be a select, not a
 /// conditional store).
 pub(crate) fn par_map<T: Elem>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
-    par_new(x.len(), |i, o| {
-        for (o, &v) in o.iter_mut().zip(&x[i * MAP_BLOCK..]) {
-            o.write(f(v));
-        }
-    })
+    par_new(x.len(), |i, o| map_block(o, &x[i * MAP_BLOCK..], &f))
+}
+
+vectorised! {
+    fn map_block[T: Elem, F: Fn(T) -> T](o: &mut [MaybeUninit<T>], x: &[T], f: &F) = map_block_body;
+}
+
+#[inline(always)]
+fn map_block_body<T: Elem, F: Fn(T) -> T>(o: &mut [MaybeUninit<T>], x: &[T], f: &F) {
+    for (o, &v) in o.iter_mut().zip(x) {
+        o.write(f(v));
+    }
 }
 
 /// `f` of every pair of elements of `a` and `b` (equal lengths), as [`par_map`].
 pub(crate) fn par_zip_map<T: Elem>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     assert_eq!(a.len(), b.len(), "par_zip_map: lengths differ");
     par_new(a.len(), |i, o| {
-        let (a, b) = (&a[i * MAP_BLOCK..], &b[i * MAP_BLOCK..]);
-        for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
-            o.write(f(u, v));
-        }
+        zip_block(o, &a[i * MAP_BLOCK..], &b[i * MAP_BLOCK..], &f)
     })
+}
+
+vectorised! {
+    fn zip_block[T: Elem, F: Fn(T, T) -> T](
+        o: &mut [MaybeUninit<T>],
+        a: &[T],
+        b: &[T],
+        f: &F,
+    ) = zip_block_body;
+}
+
+#[inline(always)]
+fn zip_block_body<T: Elem, F: Fn(T, T) -> T>(o: &mut [MaybeUninit<T>], a: &[T], b: &[T], f: &F) {
+    for ((o, &u), &v) in o.iter_mut().zip(a).zip(b) {
+        o.write(f(u, v));
+    }
 }
 
 /// max(v, 0) as a select (it vectorises), 0 for NaN.
@@ -274,39 +328,40 @@ pub(crate) fn simd() -> Simd {
     Simd::Baseline
 }
 
-/// `vectorised! { fn name<T: Elem>(args) = body; }` defines `name`, which calls `body`
-/// (an `#[inline(always)]` fn) compiled for AVX-512, or AVX2 with FMA, where this CPU has
-/// it. The crate is built for baseline x86-64, whose loops vectorise 4 lanes wide (SSE2);
-/// inlined into these wrappers they run 16 wide. (A closure handed to such a wrapper is
-/// not inlined when it is large, and then runs at SSE2 width: named functions only.)
+/// `vectorised! { fn name[T: Elem](args) -> R = body; }` defines `name`, which calls
+/// `body` (an `#[inline(always)]` fn with the same generics, in brackets here, and
+/// arguments) compiled for AVX-512, or AVX2 with FMA, where this CPU has it. The crate is
+/// built for baseline x86-64, whose loops vectorise 4 lanes wide (2 in f64); inlined
+/// into these wrappers they run 16 wide. (A closure handed to such a wrapper is not
+/// inlined when it is large, and then runs at SSE2 width: named functions only; small
+/// closures inside the body are inlined with it.) `unsafe fn` keeps the body's contract.
 macro_rules! vectorised {
-    ($(#[$meta:meta])* $vis:vis fn $name:ident<T: Elem>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident[$($g:tt)*]($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name<T: Elem>($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name<$($g)*>($($arg: $ty),*) $(-> $ret)? {
             // SAFETY: `$body` is safe; the wrappers only need the CPU features.
-            unsafe { $crate::kernels::util::vectorised!(@dispatch $body($($arg: $ty),*) $(-> $ret)?) }
+            unsafe { $crate::kernels::util::vectorised!(@dispatch [$($g)*] $body($($arg: $ty),*) $(-> $ret)?) }
         }
     };
-    // An unsafe body: the wrapper is unsafe with the body's contract.
-    ($(#[$meta:meta])* $vis:vis unsafe fn $name:ident<T: Elem>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
+    ($(#[$meta:meta])* $vis:vis unsafe fn $name:ident[$($g:tt)*]($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:ident;) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        $vis unsafe fn $name<T: Elem>($($arg: $ty),*) $(-> $ret)? {
-            $crate::kernels::util::vectorised!(@dispatch $body($($arg: $ty),*) $(-> $ret)?)
+        $vis unsafe fn $name<$($g)*>($($arg: $ty),*) $(-> $ret)? {
+            $crate::kernels::util::vectorised!(@dispatch [$($g)*] $body($($arg: $ty),*) $(-> $ret)?)
         }
     };
-    (@dispatch $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {{
+    (@dispatch [$($g:tt)*] $body:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {{
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
             #[allow(clippy::too_many_arguments, unused_unsafe)]
-            unsafe fn avx512<T: Elem>($($arg: $ty),*) $(-> $ret)? {
+            unsafe fn avx512<$($g)*>($($arg: $ty),*) $(-> $ret)? {
                 unsafe { $body($($arg),*) }
             }
             #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments, unused_unsafe)]
-            unsafe fn avx2<T: Elem>($($arg: $ty),*) $(-> $ret)? {
+            unsafe fn avx2<$($g)*>($($arg: $ty),*) $(-> $ret)? {
                 unsafe { $body($($arg),*) }
             }
             match $crate::kernels::util::simd() {

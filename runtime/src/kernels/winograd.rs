@@ -212,7 +212,7 @@ fn transform_weights<T: Elem>(w: &[T], k: usize, c: usize) -> Vec<T> {
 vectorised! {
     /// Input channels c0.. (as many as `taps` holds, nine vectors over K each):
     /// U[ξ][c][·] from taps[c][i·3 + j][·].
-    unsafe fn weight_block<T: Elem>(
+    unsafe fn weight_block[T: Elem](
         taps: &[T],
         k: usize,
         c: usize,
@@ -340,7 +340,7 @@ unsafe fn transform_band_input<T: Elem>(
 }
 
 vectorised! {
-    unsafe fn band_input<T: Elem>(
+    unsafe fn band_input[T: Elem](
         xs: &[T],
         s: &Conv3x3,
         ty: usize,
@@ -464,7 +464,7 @@ unsafe fn transform_band_output<T: Elem>(
 
 vectorised! {
     /// [`transform_band_output`]'s body; writes through `y` as it says.
-    unsafe fn band_output<T: Elem>(
+    unsafe fn band_output[T: Elem](
         m: &[T],
         s: &Conv3x3,
         band: usize,
