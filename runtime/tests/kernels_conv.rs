@@ -649,3 +649,31 @@ fn conv2d_direct_gradients_match_f64() {
         );
     }
 }
+
+/// An empty batch through every 3x3 path (Winograd, direct, im2col): an empty output of
+/// the right shape and empty gradients, no panic.
+#[test]
+fn conv2d_empty_batch_on_every_path() {
+    let g = Conv2dGeometry::uniform(1, 1, 1, 1);
+    for (xd, wd) in [
+        ([0, 32, 8, 8], [32, 32, 3, 3]),
+        ([0, 16, 4, 32], [16, 16, 3, 3]),
+        ([0, 3, 5, 5], [4, 3, 3, 3]),
+    ] {
+        let x = candle_core::Var::from_tensor(&tensor(&xd, 1, DType::F32)).unwrap();
+        let w = candle_core::Var::from_tensor(&tensor(&wd, 2, DType::F32)).unwrap();
+        let y = conv2d(x.as_tensor(), w.as_tensor(), &g).unwrap();
+        assert_eq!(y.dims(), [0, wd[0], xd[2], xd[3]]);
+        let bias = tensor(&[wd[0]], 3, DType::F32);
+        let fused =
+            runtime::kernels::conv::conv2d_bias_relu(x.as_tensor(), w.as_tensor(), &bias, true, &g)
+                .unwrap();
+        assert_eq!(fused.dims(), y.dims());
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let dw = to_f64(grads.get(w.as_tensor()).unwrap());
+        assert!(
+            dw.iter().all(|&v| v == 0.0),
+            "{xd:?}: weight gradient of nothing"
+        );
+    }
+}

@@ -93,6 +93,9 @@ pub(super) fn conv3x3<T: Elem>(
         len,
     };
     let (bands, tw) = (s.bands(), s.tw());
+    if len == 0 {
+        return y;
+    }
     let threads = num_threads();
     // Tiles per chunk: V and M within a few MiB, and at least as many tiles as the
     // larger channel count, or the 36 weight matrices are re-read for too little work.
