@@ -548,27 +548,15 @@ impl Model {
             }
             Op::ZeroPad { out, stride } => {
                 let v = first();
-                let s = *stride as usize;
-                let v = if s > 1 {
-                    // Every s-th row and column: an average pool with a 1x1 window, one
-                    // pass with its own backward (two index_selects and their
-                    // scatter-add backward cost 2% of a ResNet-20 training step).
-                    let g = Pool2dGeometry {
-                        kernel: [1, 1],
-                        stride: [s, s],
-                        padding: [0, 0],
-                        ceil_mode: false,
-                    };
-                    let mode = PoolMode::Avg {
-                        count_include_pad: true,
-                    };
-                    kernels::pool2d(v, mode, &g)?
-                } else {
-                    v.clone()
-                };
-                let c = v.dim(1)?;
-                let extra = *out as usize - c;
-                v.pad_with_zeros(1, extra / 2, extra - extra / 2)?
+                let extra = (*out as usize).checked_sub(v.dim(1)?).ok_or_else(|| {
+                    candle_core::Error::Msg("zeropad: fewer output channels than input".into())
+                })?;
+                kernels::shortcut::subsample_pad_channels(
+                    v,
+                    *stride as usize,
+                    extra / 2,
+                    extra - extra / 2,
+                )?
             }
         })
     }

@@ -78,3 +78,37 @@ fn batch_norm_relu_is_relu_of_batch_norm() {
     )
     .unwrap();
 }
+
+/// The batch statistics come from one pass of shifted sums: on data whose mean is far
+/// larger than its spread (1000 ± 0.01, where Σx² − (Σx)²/m in f32 or unshifted would
+/// cancel to noise), mean and variance match the two-pass formulas in f64.
+#[test]
+fn batch_statistics_survive_a_large_mean() {
+    let (n, c, s) = (3, 2, 37);
+    let raw = common::rnd(n * c * s, 5);
+    let vals: Vec<f64> = raw.iter().map(|v| 1000.0 + 0.01 * v).collect();
+    let x = candle_core::Tensor::from_vec(vals.clone(), (n, c, s), &candle_core::Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let ones = candle_core::Tensor::ones(c, DType::F32, &candle_core::Device::Cpu).unwrap();
+    let zeros = ones.zeros_like().unwrap();
+    let (_, st) = batch_norm_train(&x, &ones, &zeros, 1e-5, false).unwrap();
+    let xs = to_f64(&x);
+    for ch in 0..c {
+        let v: Vec<f64> = (0..n)
+            .flat_map(|i| xs[(i * c + ch) * s..][..s].to_vec())
+            .collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64;
+        assert!(
+            (st.mean[ch] - mean).abs() <= 1e-9 * mean.abs(),
+            "channel {ch} mean"
+        );
+        assert!(
+            (st.var[ch] - var).abs() <= 1e-6 * var,
+            "channel {ch}: variance {} against {var}",
+            st.var[ch]
+        );
+    }
+}

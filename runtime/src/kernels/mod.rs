@@ -8,6 +8,7 @@
 //! * [`adaptive_avg_pool2d`]: PyTorch's adaptive average pooling.
 //! * [`linear`]: `x·Wᵀ` with the batch as gemm's vectorised axis (candle's matmul
 //!   made gemm copy W element by element).
+//! * [`shortcut::subsample_pad_channels`]: ResNet's parameter-free shortcut in one pass.
 //! * [`gradcheck`]: a finite-difference gradient checker for tests.
 //!
 //! CPU only (f32 and f64); on other devices the custom ops report candle's "no cuda
@@ -20,6 +21,7 @@ pub mod linear;
 mod matmul;
 pub mod norm;
 pub mod pool;
+pub mod shortcut;
 
 mod util;
 mod winograd;
