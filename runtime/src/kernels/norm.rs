@@ -10,8 +10,7 @@
 //! dgamma = sum(dy*xhat), dbeta = sum(dy).
 
 use super::util::{
-    contiguous_slice, dtype_error, par_extend_rows, par_map, par_rows, par_zip_map, relu_of,
-    vectorised, Elem,
+    contiguous_slice, dtype_error, par_map, par_zip_map, relu_of, vectorised, Disjoint, Elem,
 };
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
@@ -88,20 +87,6 @@ fn lane_sum2<T: Elem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (f64, f64)) -> (f64,
     (p.iter().sum::<f64>() + tp, q.iter().sum::<f64>() + tq)
 }
 
-/// Per channel: (mean, biased variance) in f64.
-fn channel_stats<T: Elem>(x: &[T], n: usize, c: usize, s: usize) -> BatchStats {
-    let mut out = vec![0f64; 2 * c];
-    par_rows(&mut out, 2, 1, |ch, o| {
-        let (mean, var) = channel_moments(x, n, c, s, ch);
-        o[0] = mean;
-        o[1] = var;
-    });
-    BatchStats {
-        mean: out.iter().step_by(2).copied().collect(),
-        var: out.iter().skip(1).step_by(2).copied().collect(),
-    }
-}
-
 vectorised! {
     /// Channel `ch`'s (mean, biased variance) in f64.
     fn channel_moments[T: Elem](x: &[T], n: usize, c: usize, s: usize, ch: usize) -> (f64, f64) =
@@ -163,24 +148,42 @@ fn bn_fwd<T: Elem>(
     eps: f64,
     relu: bool,
 ) -> (Vec<T>, BatchStats) {
+    use rayon::prelude::*;
     let (n, c, s) = ncs(dims);
-    let st = channel_stats(x, n, c, s);
-    // Statistics in f64, the per-element affine map in the tensor's type (as PyTorch).
-    let scale: Vec<f64> = (0..c)
-        .map(|ch| gamma[ch].to_f64() / (st.var[ch] + eps).sqrt())
-        .collect();
-    let shift: Vec<T> = (0..c)
-        .map(|ch| T::from_f64(beta[ch].to_f64() - st.mean[ch] * scale[ch]))
-        .collect();
-    let scale: Vec<T> = scale.into_iter().map(T::from_f64).collect();
-    let mut y = Vec::new();
-    // SAFETY: affine_row writes every element of each row (rows of s, as src).
-    unsafe {
-        par_extend_rows(&mut y, x.len(), s.max(1), 1 << 14, |row, out| {
-            let ch = row % c;
-            let src = &x[row * s..(row + 1) * s];
-            affine_row(out, src, scale[ch], shift[ch], relu);
+    let mut y = Vec::with_capacity(x.len());
+    let out = Disjoint::uninit(&mut y, x.len());
+    // Channel by channel, statistics then output, so that the second read of a channel
+    // (N·S values, 0.5 MB on ResNet-20's first stage) comes from the cache: the forward
+    // is memory-bound.
+    let moments: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mean, var) = channel_moments(x, n, c, s, ch);
+            // Statistics in f64, the per-element affine map in the tensor's type (as
+            // PyTorch).
+            let scale = gamma[ch].to_f64() / (var + eps).sqrt();
+            let shift = T::from_f64(beta[ch].to_f64() - mean * scale);
+            let scale = T::from_f64(scale);
+            for i in 0..n {
+                let at = (i * c + ch) * s;
+                // SAFETY: the rows of channel ch are this task's alone; affine_row writes
+                // all of each.
+                affine_row(
+                    unsafe { out.slice(at, s) },
+                    &x[at..at + s],
+                    scale,
+                    shift,
+                    relu,
+                );
+            }
+            (mean, var)
         })
+        .collect();
+    // SAFETY: the channels' rows cover all of y.
+    unsafe { y.set_len(x.len()) };
+    let st = BatchStats {
+        mean: moments.iter().map(|m| m.0).collect(),
+        var: moments.iter().map(|m| m.1).collect(),
     };
     (y, st)
 }
@@ -336,33 +339,41 @@ fn bn_bwd<T: Elem>(
     eps: f64,
     st: &BatchStats,
 ) -> Vec<T> {
+    use rayon::prelude::*;
     let (n, c, s) = ncs(dims);
     let m = (n * s).max(1) as f64;
-    let invstd: Vec<f64> = st.var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    // Per channel: sum(dy) and sum(dy * xhat).
-    let mut sums = vec![0f64; 2 * c];
-    par_rows(&mut sums, 2, 1, |ch, o| {
-        let (sd, sdc) = bn_bwd_sums(x, dy, n, c, s, ch, st.mean[ch]);
-        o[0] = sd;
-        o[1] = sdc * invstd[ch];
-    });
     let total = x.len();
     let mut out = Vec::with_capacity(total + 2 * c);
-    // dx = k·(dy − Σdy/M − (x − μ)·invstd·Σ(dy·xhat)/M), per element in the tensor's type.
-    // SAFETY: bn_bwd_row writes every element of each row (rows of s, as dy).
-    unsafe {
-        par_extend_rows(&mut out, total, s.max(1), 1 << 14, |row, o| {
-            let ch = row % c;
-            let k = T::from_f64(gamma[ch].to_f64() * invstd[ch]);
-            let sd = T::from_f64(sums[2 * ch] / m);
-            let slope = T::from_f64(invstd[ch] * sums[2 * ch + 1] / m);
+    let dst = Disjoint::uninit(&mut out, total);
+    // Channel by channel, sums then dx, so that the second read of a channel's x and dy
+    // comes from the cache (the backward is memory-bound: two passes over the whole
+    // tensors took 1.6x as long on ResNet-20).
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let invstd = 1.0 / (st.var[ch] + eps).sqrt();
+            // Σdy and Σ(dy·xhat).
+            let (sd, sdc) = bn_bwd_sums(x, dy, n, c, s, ch, st.mean[ch]);
+            let sdc = sdc * invstd;
+            // dx = k·(dy − Σdy/M − (x − μ)·invstd·Σ(dy·xhat)/M), per element in the
+            // tensor's type.
+            let k = T::from_f64(gamma[ch].to_f64() * invstd);
+            let coef = [k, T::from_f64(sd / m), T::from_f64(invstd * sdc / m)];
             let mean = T::from_f64(st.mean[ch]);
-            let r = row * s..(row + 1) * s;
-            bn_bwd_row(o, &dy[r.clone()], &x[r], [k, sd, slope, mean]);
+            for i in 0..n {
+                let r = (i * c + ch) * s..(i * c + ch + 1) * s;
+                // SAFETY: the rows of channel ch are this task's alone; bn_bwd_row writes
+                // all of each.
+                let o = unsafe { dst.slice(r.start, s) };
+                bn_bwd_row(o, &dy[r.clone()], &x[r], [coef[0], coef[1], coef[2], mean]);
+            }
+            (sd, sdc)
         })
-    };
-    out.extend((0..c).map(|ch| T::from_f64(sums[2 * ch + 1])));
-    out.extend((0..c).map(|ch| T::from_f64(sums[2 * ch])));
+        .collect();
+    // SAFETY: the channels' rows cover 0..total.
+    unsafe { out.set_len(total) };
+    out.extend(sums.iter().map(|p| T::from_f64(p.1)));
+    out.extend(sums.iter().map(|p| T::from_f64(p.0)));
     out
 }
 

@@ -23,7 +23,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::matmul::matmul;
-use super::util::{num_threads, relu_of, transpose, vectorised, with_scratch, Elem};
+use super::util::{num_threads, relu_of, transpose, vectorised, with_scratch, Disjoint, Elem};
 
 /// Output tile side.
 const TILE: usize = 4;
@@ -159,38 +159,6 @@ pub(super) fn conv3x3<T: Elem>(
     // SAFETY: the bands 0..N·th cover every (sample, channel, row, column) of y once.
     unsafe { y.set_len(len) };
     y
-}
-
-/// A buffer that parallel tasks write in disjoint pieces (the bands' tiles of every ξ
-/// interleave, so the buffer cannot be split into one slice per task): raw pointer
-/// writes, each checked against the length.
-#[derive(Clone, Copy)]
-struct Disjoint<T> {
-    ptr: *mut T,
-    len: usize,
-}
-// SAFETY: the tasks write disjoint elements (each caller says which) and nothing reads
-// the buffer until they have all finished.
-unsafe impl<T> Send for Disjoint<T> {}
-unsafe impl<T> Sync for Disjoint<T> {}
-
-impl<T: Copy> Disjoint<T> {
-    fn of(buf: &mut [T]) -> Self {
-        Self {
-            ptr: buf.as_mut_ptr(),
-            len: buf.len(),
-        }
-    }
-
-    /// buf[at..at + vals.len()] = vals.
-    ///
-    /// # Safety
-    /// No other task touches these elements meanwhile.
-    #[inline(always)]
-    unsafe fn put(self, at: usize, vals: &[T]) {
-        assert!(at + vals.len() <= self.len, "Disjoint::put out of bounds");
-        std::ptr::copy_nonoverlapping(vals.as_ptr(), self.ptr.add(at), vals.len())
-    }
 }
 
 /// U[ξ][c][k] = (G g Gᵀ)[ξ] for every filter g = w[k, c] (K, C, 3, 3): per ξ a (C, K)
