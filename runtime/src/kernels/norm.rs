@@ -87,6 +87,32 @@ fn lane_sum2<T: Elem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (f64, f64)) -> (f64,
     (p.iter().sum::<f64>() + tp, q.iter().sum::<f64>() + tq)
 }
 
+/// (Σ f(aᵢ, bᵢ, cᵢ).0, Σ f(aᵢ, bᵢ, cᵢ).1) in f64, as [`lane_sum2`].
+#[inline(always)]
+fn lane_sum3<T: Elem>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (f64, f64)) -> (f64, f64) {
+    let (mut p, mut q) = ([0f64; 8], [0f64; 8]);
+    let (mut ca, mut cb, mut cc) = (a.chunks_exact(8), b.chunks_exact(8), c.chunks_exact(8));
+    for ((x, y), z) in (&mut ca).zip(&mut cb).zip(&mut cc) {
+        for k in 0..8 {
+            let (u, v) = f(x[k], y[k], z[k]);
+            p[k] += u;
+            q[k] += v;
+        }
+    }
+    let (mut tp, mut tq) = (0f64, 0f64);
+    for ((&x, &y), &z) in ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .zip(cc.remainder())
+    {
+        let (u, v) = f(x, y, z);
+        tp += u;
+        tq += v;
+    }
+    (p.iter().sum::<f64>() + tp, q.iter().sum::<f64>() + tq)
+}
+
 vectorised! {
     /// Channel `ch`'s (mean, biased variance) in f64.
     fn channel_moments[T: Elem](x: &[T], n: usize, c: usize, s: usize, ch: usize) -> (f64, f64) =
@@ -244,13 +270,21 @@ impl CustomOp3 for BnTrain {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let st = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
         let dy = dy.contiguous()?;
-        let dy = if self.relu { relu_grad(y, &dy)? } else { dy };
+        // With the ReLU, its gradient (dy where y > 0) is taken inside the backward's
+        // passes, which read y instead of a masked copy of dy.
+        let mask = if self.relu {
+            y.contiguous()?
+        } else {
+            dy.clone()
+        };
         let packed = x.apply_op3_no_bwd(
             &dy,
-            gamma,
+            &mask,
             &BnTrainBwd {
                 eps: self.eps,
                 stats: st,
+                gamma: gamma.to_dtype(candle_core::DType::F64)?.to_vec1()?,
+                relu: self.relu,
             },
         )?;
         let total = x.elem_count();
@@ -266,17 +300,21 @@ impl CustomOp3 for BnTrain {
     }
 }
 
-/// (x, dy, gamma) -> [dx (flat), dgamma, dbeta] packed in one vector.
+/// (x, dy, y) -> [dx (flat), dgamma, dbeta] packed in one vector; y (the forward's
+/// output) is read only with `relu`, whose gradient it masks.
 struct BnTrainBwd {
     eps: f64,
     stats: BatchStats,
+    gamma: Vec<f64>,
+    relu: bool,
 }
 
 vectorised! {
-    /// Channel `ch`'s (Σ dy, Σ dy·(x − mean)) in f64.
+    /// Channel `ch`'s (Σ dy, Σ dy·(x − mean)) in f64, dy masked to y > 0 with `mask`.
     fn bn_bwd_sums[T: Elem](
         x: &[T],
         dy: &[T],
+        mask: Option<&[T]>,
         n: usize,
         c: usize,
         s: usize,
@@ -289,6 +327,7 @@ vectorised! {
 fn bn_bwd_sums_body<T: Elem>(
     x: &[T],
     dy: &[T],
+    mask: Option<&[T]>,
     n: usize,
     c: usize,
     s: usize,
@@ -298,10 +337,16 @@ fn bn_bwd_sums_body<T: Elem>(
     let (mut sd, mut sdc) = (0f64, 0f64);
     for i in 0..n {
         let r = (i * c + ch) * s..(i * c + ch + 1) * s;
-        let (a, b) = lane_sum2(&dy[r.clone()], &x[r], |g, v| {
-            let g = g.to_f64();
-            (g, g * (v.to_f64() - mean))
-        });
+        let (a, b) = match mask {
+            None => lane_sum2(&dy[r.clone()], &x[r], |g, v| {
+                let g = g.to_f64();
+                (g, g * (v.to_f64() - mean))
+            }),
+            Some(y) => lane_sum3(&dy[r.clone()], &x[r.clone()], &y[r], |g, v, y| {
+                let g = relu_grad_of(y, g).to_f64();
+                (g, g * (v.to_f64() - mean))
+            }),
+        };
         sd += a;
         sdc += b;
     }
@@ -314,6 +359,7 @@ vectorised! {
         o: &mut [MaybeUninit<T>],
         dy: &[T],
         x: &[T],
+        mask: Option<&[T]>,
         coef: [T; 4],
     ) = bn_bwd_row_body;
 }
@@ -323,18 +369,30 @@ fn bn_bwd_row_body<T: Elem>(
     o: &mut [MaybeUninit<T>],
     dy: &[T],
     x: &[T],
+    mask: Option<&[T]>,
     [k, sd, slope, mean]: [T; 4],
 ) {
     assert!(o.len() == dy.len() && x.len() == dy.len());
-    for ((o, &g), &v) in o.iter_mut().zip(dy).zip(x) {
-        o.write(k * (g - sd - (v - mean) * slope));
+    match mask {
+        None => {
+            for ((o, &g), &v) in o.iter_mut().zip(dy).zip(x) {
+                o.write(k * (g - sd - (v - mean) * slope));
+            }
+        }
+        Some(y) => {
+            assert_eq!(y.len(), dy.len());
+            for (((o, &g), &v), &y) in o.iter_mut().zip(dy).zip(x).zip(y) {
+                o.write(k * (relu_grad_of(y, g) - sd - (v - mean) * slope));
+            }
+        }
     }
 }
 
 fn bn_bwd<T: Elem>(
     x: &[T],
     dy: &[T],
-    gamma: &[T],
+    mask: Option<&[T]>,
+    gamma: &[f64],
     dims: &[usize],
     eps: f64,
     st: &BatchStats,
@@ -353,11 +411,11 @@ fn bn_bwd<T: Elem>(
         .map(|ch| {
             let invstd = 1.0 / (st.var[ch] + eps).sqrt();
             // Σdy and Σ(dy·xhat).
-            let (sd, sdc) = bn_bwd_sums(x, dy, n, c, s, ch, st.mean[ch]);
+            let (sd, sdc) = bn_bwd_sums(x, dy, mask, n, c, s, ch, st.mean[ch]);
             let sdc = sdc * invstd;
             // dx = k·(dy − Σdy/M − (x − μ)·invstd·Σ(dy·xhat)/M), per element in the
             // tensor's type.
-            let k = T::from_f64(gamma[ch].to_f64() * invstd);
+            let k = T::from_f64(gamma[ch] * invstd);
             let coef = [k, T::from_f64(sd / m), T::from_f64(invstd * sdc / m)];
             let mean = T::from_f64(st.mean[ch]);
             for i in 0..n {
@@ -365,7 +423,14 @@ fn bn_bwd<T: Elem>(
                 // SAFETY: the rows of channel ch are this task's alone; bn_bwd_row writes
                 // all of each.
                 let o = unsafe { dst.slice(r.start, s) };
-                bn_bwd_row(o, &dy[r.clone()], &x[r], [coef[0], coef[1], coef[2], mean]);
+                let y = mask.map(|y| &y[r.clone()]);
+                bn_bwd_row(
+                    o,
+                    &dy[r.clone()],
+                    &x[r],
+                    y,
+                    [coef[0], coef[1], coef[2], mean],
+                );
             }
             (sd, sdc)
         })
@@ -392,23 +457,27 @@ impl CustomOp3 for BnTrainBwd {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let dims = l1.dims();
-        let c = l3.shape().elem_count();
+        let c = self.gamma.len();
         let storage = match (s1, s2, s3) {
             (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+                let mask = contiguous_slice::<f32>(self.name(), s3, l3)?;
                 CpuStorage::F32(bn_bwd(
                     contiguous_slice::<f32>(self.name(), s1, l1)?,
                     contiguous_slice::<f32>(self.name(), s2, l2)?,
-                    contiguous_slice::<f32>(self.name(), s3, l3)?,
+                    self.relu.then_some(mask),
+                    &self.gamma,
                     dims,
                     self.eps,
                     &self.stats,
                 ))
             }
             (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+                let mask = contiguous_slice::<f64>(self.name(), s3, l3)?;
                 CpuStorage::F64(bn_bwd(
                     contiguous_slice::<f64>(self.name(), s1, l1)?,
                     contiguous_slice::<f64>(self.name(), s2, l2)?,
-                    contiguous_slice::<f64>(self.name(), s3, l3)?,
+                    self.relu.then_some(mask),
+                    &self.gamma,
                     dims,
                     self.eps,
                     &self.stats,
@@ -514,7 +583,17 @@ fn relu_grad(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
 struct ReluBwd;
 
 fn relu_bwd<T: Elem + PartialOrd>(y: &[T], dy: &[T]) -> Vec<T> {
-    par_zip_map(y, dy, |v, g| if v > T::ZERO { g } else { T::ZERO })
+    par_zip_map(y, dy, relu_grad_of)
+}
+
+/// ReLU's gradient at one element: `g` where the output `y` is positive, else 0.
+#[inline(always)]
+fn relu_grad_of<T: Elem>(y: T, g: T) -> T {
+    if y > T::ZERO {
+        g
+    } else {
+        T::ZERO
+    }
 }
 
 impl CustomOp2 for ReluBwd {
