@@ -324,6 +324,7 @@ vectorised! {
 }
 
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn bn_bwd_sums_body<T: Elem>(
     x: &[T],
     dy: &[T],
