@@ -141,8 +141,11 @@ unsafe fn copy_row(src: &[f32], dst: &mut [f32]) {
         );
         i += LANES;
     }
-    for j in i..src.len() {
-        dst[j] = src[j];
+    let rest = src.len() - i;
+    if rest > 0 {
+        let m: __mmask16 = (1u16 << rest) - 1;
+        let v = _mm512_maskz_loadu_ps(m, src.as_ptr().add(i));
+        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, v);
     }
 }
 
