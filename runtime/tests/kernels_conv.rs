@@ -58,6 +58,31 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// conv2d and the inference conv with `bias` and ReLU against the naive loop, within
+/// `tol` (relative to max(1, |want|)).
+fn check_plain_and_fused(
+    x: &Tensor,
+    w: &Tensor,
+    bias: &Tensor,
+    g: &Conv2dGeometry,
+    tol: f64,
+    what: &str,
+) {
+    let (want, dims) = naive_conv(x, w, g);
+    let got = conv2d(x, w, g).unwrap();
+    assert_eq!(got.dims(), dims, "{what}");
+    assert_close(&to_f64(&got), &want, tol, what);
+    let fused = runtime::kernels::conv::conv2d_bias_relu(x, w, bias, true, g).unwrap();
+    let b = to_f64(bias);
+    let plane = dims[2] * dims[3];
+    let want: Vec<f64> = want
+        .iter()
+        .enumerate()
+        .map(|(k, v)| (v + b[(k / plane) % dims[1]]).max(0.0))
+        .collect();
+    assert_close(&to_f64(&fused), &want, tol, &format!("fused {what}"));
+}
+
 fn geom(
     stride: [usize; 2],
     pad_begin: [usize; 2],
@@ -394,24 +419,7 @@ fn conv2d_on_large_maps_matches_naive() {
         let x = tensor(&xd, 60 + i as u64, DType::F32);
         let w = tensor(&wd, 70 + i as u64, DType::F32);
         let bias = tensor(&[wd[0]], 80 + i as u64, DType::F32);
-        let (want, dims) = naive_conv(&x, &w, &g);
-        let got = conv2d(&x, &w, &g).unwrap();
-        assert_eq!(got.dims(), dims, "case {i}");
-        assert_close(&to_f64(&got), &want, 1e-4, &format!("large case {i}"));
-        let fused = runtime::kernels::conv::conv2d_bias_relu(&x, &w, &bias, true, &g).unwrap();
-        let b = to_f64(&bias);
-        let plane = dims[2] * dims[3];
-        let want: Vec<f64> = want
-            .iter()
-            .enumerate()
-            .map(|(k, v)| (v + b[(k / plane) % dims[1]]).max(0.0))
-            .collect();
-        assert_close(
-            &to_f64(&fused),
-            &want,
-            1e-4,
-            &format!("fused large case {i}"),
-        );
+        check_plain_and_fused(&x, &w, &bias, &g, 1e-4, &format!("large case {i}"));
     }
 }
 
@@ -468,30 +476,15 @@ fn conv2d_winograd_shapes_match_naive() {
             let x = tensor(&xd, 90 + i as u64, dtype);
             let w = tensor(&wd, 110 + i as u64, dtype);
             let bias = tensor(&[wd[0]], 130 + i as u64, dtype);
-            let (want, dims) = naive_conv(&x, &w, &g);
             // The error of a sum of C·9 unit-scale products grows with its length.
             let scale = ((wd[1] * 9) as f64).sqrt();
-            let got = conv2d(&x, &w, &g).unwrap();
-            assert_eq!(got.dims(), dims, "case {i}");
-            assert_close(
-                &to_f64(&got),
-                &want,
+            check_plain_and_fused(
+                &x,
+                &w,
+                &bias,
+                &g,
                 tol * scale,
                 &format!("winograd case {i} {dtype:?}"),
-            );
-            let fused = runtime::kernels::conv::conv2d_bias_relu(&x, &w, &bias, true, &g).unwrap();
-            let b = to_f64(&bias);
-            let plane = dims[2] * dims[3];
-            let want: Vec<f64> = want
-                .iter()
-                .enumerate()
-                .map(|(k, v)| (v + b[(k / plane) % dims[1]]).max(0.0))
-                .collect();
-            assert_close(
-                &to_f64(&fused),
-                &want,
-                tol * scale,
-                &format!("fused winograd case {i} {dtype:?}"),
             );
         }
     }
@@ -574,28 +567,13 @@ fn conv2d_direct_shapes_match_naive() {
             let x = tensor(&xd, 190 + i as u64, dtype);
             let w = tensor(&wd, 210 + i as u64, dtype);
             let bias = tensor(&[wd[0]], 230 + i as u64, dtype);
-            let (want, dims) = naive_conv(&x, &w, &g);
-            let got = conv2d(&x, &w, &g).unwrap();
-            assert_eq!(got.dims(), dims, "case {i}");
-            assert_close(
-                &to_f64(&got),
-                &want,
+            check_plain_and_fused(
+                &x,
+                &w,
+                &bias,
+                &g,
                 tol,
                 &format!("direct case {i} {dtype:?}"),
-            );
-            let fused = runtime::kernels::conv::conv2d_bias_relu(&x, &w, &bias, true, &g).unwrap();
-            let b = to_f64(&bias);
-            let plane = dims[2] * dims[3];
-            let want: Vec<f64> = want
-                .iter()
-                .enumerate()
-                .map(|(k, v)| (v + b[(k / plane) % dims[1]]).max(0.0))
-                .collect();
-            assert_close(
-                &to_f64(&fused),
-                &want,
-                tol,
-                &format!("fused direct case {i} {dtype:?}"),
             );
         }
     }

@@ -137,18 +137,31 @@ const PAR_MIN: usize = 1 << 15;
 /// 1.8x; `conv_phases`).
 const WINOGRAD_MIN_CHANNELS: usize = 32;
 
+/// The sizes of a 3x3, stride-1, undilated, single-group convolution: what the fast 3x3
+/// paths ([`winograd`], [`direct`]) take.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Conv3x3 {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub oh: usize,
+    pub ow: usize,
+    /// Padding at the top and left (the bottom and right follow from OH, OW).
+    pub pad: [usize; 2],
+}
+
 impl Dims {
-    /// The Winograd F(4x4, 3x3) sizes of this convolution, where they apply: 3x3, stride 1,
-    /// no dilation, one group, at least [`WINOGRAD_MIN_CHANNELS`] channels in and out.
-    fn winograd(&self) -> Option<winograd::Conv3x3> {
+    /// This convolution as a [`Conv3x3`], if it is one and the fast paths are on.
+    fn conv3x3(&self) -> Option<Conv3x3> {
         let g = &self.g;
         let applies = [self.kh, self.kw] == [3, 3]
             && g.stride == [1, 1]
             && g.dilation == [1, 1]
             && g.groups == 1
-            && self.c.min(self.o) >= WINOGRAD_MIN_CHANNELS
             && !winograd::disabled();
-        applies.then_some(winograd::Conv3x3 {
+        applies.then_some(Conv3x3 {
             n: self.n,
             c: self.c,
             h: self.h,
@@ -160,28 +173,18 @@ impl Dims {
         })
     }
 
-    /// The direct kernel's sizes where it applies: 3x3, stride 1, no dilation, one group,
-    /// rows that fill its strips of 32 outputs, and fewer channels (in or out) than Winograd takes
-    /// (see [`direct`](super::direct); f32 with AVX-512 only).
-    fn direct(&self) -> Option<direct::Direct3x3> {
-        let g = &self.g;
-        let applies = [self.kh, self.kw] == [3, 3]
-            && g.stride == [1, 1]
-            && g.dilation == [1, 1]
-            && g.groups == 1
-            && direct::fills_strips(self.ow)
-            && self.c.min(self.o) < WINOGRAD_MIN_CHANNELS
-            && !winograd::disabled();
-        applies.then_some(direct::Direct3x3 {
-            n: self.n,
-            c: self.c,
-            h: self.h,
-            w: self.w,
-            k: self.o,
-            oh: self.oh,
-            ow: self.ow,
-            pad: g.pad_begin,
-        })
+    /// Winograd F(4x4, 3x3): a 3x3 conv with at least [`WINOGRAD_MIN_CHANNELS`] channels
+    /// in and out.
+    fn winograd(&self) -> Option<Conv3x3> {
+        self.conv3x3()
+            .filter(|s| s.c.min(s.k) >= WINOGRAD_MIN_CHANNELS)
+    }
+
+    /// The direct kernel (f32 with AVX-512 only): a 3x3 conv with fewer channels (in or
+    /// out) than Winograd takes, on rows that fill its strips of 32 outputs.
+    fn direct(&self) -> Option<Conv3x3> {
+        self.conv3x3()
+            .filter(|s| s.c.min(s.k) < WINOGRAD_MIN_CHANNELS && direct::fills_strips(s.ow))
     }
 }
 

@@ -18,6 +18,7 @@
 //! accumulators in memory and reached them with gathers and scatters (10x slower).
 //! Elsewhere (no AVX-512, f64) im2col runs instead.
 
+use super::conv::Conv3x3;
 use super::util::{relu_of, simd, with_scratch, Simd};
 use std::mem::MaybeUninit;
 
@@ -35,30 +36,16 @@ pub(crate) fn fills_strips(ow: usize) -> bool {
     ow >= 24 && 4 * ow >= 3 * ow.div_ceil(STRIP) * STRIP
 }
 
-/// The sizes of one 3x3 stride-1 convolution that runs here.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Direct3x3 {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub k: usize,
-    pub oh: usize,
-    pub ow: usize,
-    /// Padding at the top and left (the bottom and right follow from OH, OW).
-    pub pad: [usize; 2],
-}
-
-impl Direct3x3 {
+impl Conv3x3 {
     fn strips(&self) -> usize {
         self.ow.div_ceil(STRIP)
     }
     /// Row length of the bordered input: every strip's 32 + 2 columns.
-    fn wp(&self) -> usize {
+    fn bordered_cols(&self) -> usize {
         self.strips() * STRIP + 2
     }
     /// Rows of the bordered input: every output row's 3.
-    fn hp(&self) -> usize {
+    fn bordered_rows(&self) -> usize {
         self.oh + 2
     }
 }
@@ -69,7 +56,7 @@ impl Direct3x3 {
 pub(crate) fn conv3x3(
     x: &[f32],
     w: &[f32],
-    s: &Direct3x3,
+    s: &Conv3x3,
     bias: Option<&[f32]>,
     relu: bool,
 ) -> Option<Vec<f32>> {
@@ -90,12 +77,16 @@ pub(crate) fn conv3x3(
         .enumerate()
         .for_each(|(n, y)| {
             let x = &x[n * s.c * plane..][..s.c * plane];
-            with_scratch(2, s.c * s.hp() * s.wp(), |xp: &mut [f32]| {
-                with_scratch(3, KB * STRIP, |row: &mut [f32]| {
-                    border(x, s, xp);
-                    sample(xp, &wt, s, bias, relu, row, y)
-                })
-            })
+            with_scratch(
+                2,
+                s.c * s.bordered_rows() * s.bordered_cols(),
+                |xp: &mut [f32]| {
+                    with_scratch(3, KB * STRIP, |row: &mut [f32]| {
+                        border(x, s, xp);
+                        sample(xp, &wt, s, bias, relu, row, y)
+                    })
+                },
+            )
         });
     // SAFETY: each sample's rows, strips and channel blocks cover its (K, OH, OW).
     unsafe { y.set_len(len) };
@@ -104,8 +95,8 @@ pub(crate) fn conv3x3(
 
 /// xp[c][r][q] = x[c][r − pad_top][q − pad_left], zero outside the input: output
 /// (oy, ox) reads rows oy..oy+3 and columns ox..ox+3.
-fn border(x: &[f32], s: &Direct3x3, xp: &mut [f32]) {
-    let (hp, wp) = (s.hp(), s.wp());
+fn border(x: &[f32], s: &Conv3x3, xp: &mut [f32]) {
+    let (hp, wp) = (s.bordered_rows(), s.bordered_cols());
     xp.fill(0.0);
     let lead = s.pad[1].min(wp);
     let cols = s.w.min(wp - lead);
@@ -157,7 +148,7 @@ unsafe fn copy_row(src: &[f32], dst: &mut [f32]) {
 fn sample(
     xp: &[f32],
     wt: &[f32],
-    s: &Direct3x3,
+    s: &Conv3x3,
     bias: Option<&[f32]>,
     relu: bool,
     row: &mut [f32],
@@ -197,7 +188,7 @@ fn sample(
 unsafe fn block(
     xp: &[f32],
     wt: &[f32],
-    s: &Direct3x3,
+    s: &Conv3x3,
     oy: usize,
     x0: usize,
     k0: usize,
@@ -205,7 +196,7 @@ unsafe fn block(
     row: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    let (hp, wp, k) = (s.hp(), s.wp(), s.k);
+    let (hp, wp, k) = (s.bordered_rows(), s.bordered_cols(), s.k);
     debug_assert!(x0 + STRIP + 2 <= wp && oy + 3 <= hp && row.len() >= kb * STRIP);
     let mut acc = [[_mm512_setzero_ps(); 2]; KB];
     // Taps of a partial block read 8 channels from a padded copy.
@@ -243,7 +234,7 @@ unsafe fn block(
 unsafe fn block(
     _: &[f32],
     _: &[f32],
-    _: &Direct3x3,
+    _: &Conv3x3,
     _: usize,
     _: usize,
     _: usize,
@@ -259,7 +250,7 @@ const KG: usize = 2;
 /// dW (K, C, 3, 3) of `relu`-free conv3x3 from `x` (N, C, H, W) and `dy` (N, K, OH, OW).
 /// None without AVX-512. The batch splits into one fixed block of samples per thread,
 /// whose sums add in order: the same bits every run.
-pub(crate) fn weight_grad3x3(x: &[f32], dy: &[f32], s: &Direct3x3) -> Option<Vec<f32>> {
+pub(crate) fn weight_grad3x3(x: &[f32], dy: &[f32], s: &Conv3x3) -> Option<Vec<f32>> {
     use rayon::prelude::*;
     if simd() != Simd::Avx512 {
         return None;
@@ -274,19 +265,23 @@ pub(crate) fn weight_grad3x3(x: &[f32], dy: &[f32], s: &Direct3x3) -> Option<Vec
         .map(|t| {
             let mut acc = vec![0f32; acc_len];
             let (n0, n1) = (t * per, ((t + 1) * per).min(s.n));
-            with_scratch(2, s.c * s.hp() * s.wp(), |xp: &mut [f32]| {
-                with_scratch(3, s.k * s.oh * s.strips() * STRIP, |dyp: &mut [f32]| {
-                    for n in n0..n1 {
-                        let plane = s.h * s.w;
-                        border(&x[n * s.c * plane..][..s.c * plane], s, xp);
-                        let oplane = s.oh * s.ow;
-                        pad_rows(&dy[n * s.k * oplane..][..s.k * oplane], s, dyp);
-                        // SAFETY: AVX-512 was detected above; the extents are the
-                        // bordered buffers' (see weight_sample).
-                        unsafe { weight_sample(xp, dyp, s, &mut acc) };
-                    }
-                })
-            });
+            with_scratch(
+                2,
+                s.c * s.bordered_rows() * s.bordered_cols(),
+                |xp: &mut [f32]| {
+                    with_scratch(3, s.k * s.oh * s.strips() * STRIP, |dyp: &mut [f32]| {
+                        for n in n0..n1 {
+                            let plane = s.h * s.w;
+                            border(&x[n * s.c * plane..][..s.c * plane], s, xp);
+                            let oplane = s.oh * s.ow;
+                            pad_rows(&dy[n * s.k * oplane..][..s.k * oplane], s, dyp);
+                            // SAFETY: AVX-512 was detected above; the extents are the
+                            // bordered buffers' (see weight_sample).
+                            unsafe { weight_sample(xp, dyp, s, &mut acc) };
+                        }
+                    })
+                },
+            );
             // Horizontal sums: dW[k][c][tap] per thread.
             let mut dw = vec![0f32; s.k * s.c * 9];
             for k0 in (0..s.k).step_by(KG) {
@@ -314,7 +309,7 @@ pub(crate) fn weight_grad3x3(x: &[f32], dy: &[f32], s: &Direct3x3) -> Option<Vec
 }
 
 /// dyp[k][oy][q] = dy[k][oy][q] for q < OW, zero up to the strips' width.
-fn pad_rows(dy: &[f32], s: &Direct3x3, dyp: &mut [f32]) {
+fn pad_rows(dy: &[f32], s: &Conv3x3, dyp: &mut [f32]) {
     let wq = s.strips() * STRIP;
     for (src, dst) in dy.chunks_exact(s.ow).zip(dyp.chunks_exact_mut(wq)) {
         dst[..s.ow].copy_from_slice(src);
@@ -330,9 +325,9 @@ fn pad_rows(dy: &[f32], s: &Direct3x3, dyp: &mut [f32]) {
 /// (K·OH rows of strips·32), `acc` holds every task's 18 vectors.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn weight_sample(xp: &[f32], dyp: &[f32], s: &Direct3x3, acc: &mut [f32]) {
+unsafe fn weight_sample(xp: &[f32], dyp: &[f32], s: &Conv3x3, acc: &mut [f32]) {
     use std::arch::x86_64::*;
-    let (hp, wp) = (s.hp(), s.wp());
+    let (hp, wp) = (s.bordered_rows(), s.bordered_cols());
     let wq = s.strips() * STRIP;
     assert!(xp.len() >= s.c * hp * wp && dyp.len() >= s.k * s.oh * wq);
     assert!(acc.len() >= s.k.div_ceil(KG) * s.c * KG * 9 * LANES);
@@ -372,6 +367,6 @@ unsafe fn weight_sample(xp: &[f32], dyp: &[f32], s: &Direct3x3, acc: &mut [f32])
 
 /// Never reached: weight_grad3x3 returns None before (no AVX-512 off x86-64).
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn weight_sample(_: &[f32], _: &[f32], _: &Direct3x3, _: &mut [f32]) {
+unsafe fn weight_sample(_: &[f32], _: &[f32], _: &Conv3x3, _: &mut [f32]) {
     unreachable!("the direct kernel needs AVX-512")
 }

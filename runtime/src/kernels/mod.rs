@@ -2,7 +2,10 @@
 //!
 //! * [`conv2d`]: per-axis stride, dilation and asymmetric padding, groups; im2col + gemm
 //!   (the `gemm` crate) over chunks of samples, with an explicit backward (input gradient:
-//!   col2im of Wᵀ·dY; weight gradient: Σₙ dYₙ·colsₙᵀ).
+//!   col2im of Wᵀ·dY, or for stride 1 a convolution with the flipped kernel; weight
+//!   gradient: Σₙ dYₙ·colsₙᵀ). 3x3 stride-1 convs take faster paths: Winograd
+//!   F(4x4, 3x3) with 32 or more channels (`winograd.rs`), a direct AVX-512 kernel and
+//!   weight gradient with fewer (`direct.rs`); `CNNCOST_WINOGRAD=0` switches both off.
 //! * [`pool2d`]: max / average pooling with PyTorch semantics (padding, ceil mode,
 //!   `count_include_pad`), overlapping windows in the backward.
 //! * [`adaptive_avg_pool2d`]: PyTorch's adaptive average pooling.

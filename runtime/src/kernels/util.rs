@@ -20,7 +20,7 @@ pub(crate) trait Elem: WithDType {
     fn direct_conv3x3(
         _x: &[Self],
         _w: &[Self],
-        _s: &super::direct::Direct3x3,
+        _s: &super::conv::Conv3x3,
         _bias: Option<&[Self]>,
         _relu: bool,
     ) -> Option<Vec<Self>> {
@@ -30,7 +30,7 @@ pub(crate) trait Elem: WithDType {
     fn direct_weight_grad3x3(
         _x: &[Self],
         _dy: &[Self],
-        _s: &super::direct::Direct3x3,
+        _s: &super::conv::Conv3x3,
     ) -> Option<Vec<Self>> {
         None
     }
@@ -81,17 +81,13 @@ impl Elem for f32 {
     fn direct_conv3x3(
         x: &[f32],
         w: &[f32],
-        s: &super::direct::Direct3x3,
+        s: &super::conv::Conv3x3,
         bias: Option<&[f32]>,
         relu: bool,
     ) -> Option<Vec<f32>> {
         super::direct::conv3x3(x, w, s, bias, relu)
     }
-    fn direct_weight_grad3x3(
-        x: &[f32],
-        dy: &[f32],
-        s: &super::direct::Direct3x3,
-    ) -> Option<Vec<f32>> {
+    fn direct_weight_grad3x3(x: &[f32], dy: &[f32], s: &super::conv::Conv3x3) -> Option<Vec<f32>> {
         super::direct::weight_grad3x3(x, dy, s)
     }
 }

@@ -22,6 +22,7 @@
 // The transforms index 6x6 tiles along both axes; iterators over one would hide that.
 #![allow(clippy::needless_range_loop)]
 
+use super::conv::Conv3x3;
 use super::matmul::matmul;
 use super::util::{num_threads, relu_of, transpose, vectorised, with_scratch, Disjoint, Elem};
 
@@ -34,20 +35,6 @@ const XI: usize = WIN * WIN;
 /// Channels per vector step of the transforms.
 const LANES: usize = 16;
 
-/// The sizes of one 3x3 stride-1 convolution that runs here.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Conv3x3 {
-    pub n: usize,
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub k: usize,
-    pub oh: usize,
-    pub ow: usize,
-    /// Padding at the top and left (the bottom and right follow from OH, OW).
-    pub pad: [usize; 2],
-}
-
 impl Conv3x3 {
     /// Tile rows per sample.
     fn th(&self) -> usize {
@@ -58,7 +45,7 @@ impl Conv3x3 {
         self.ow.div_ceil(TILE)
     }
     /// Columns of a band's input rows: every tile's window, the last one's overhang zero.
-    fn wp(&self) -> usize {
+    fn band_cols(&self) -> usize {
         TILE * self.tw() + WIN - TILE
     }
     fn bands(&self) -> usize {
@@ -66,8 +53,8 @@ impl Conv3x3 {
     }
 }
 
-/// Whether Winograd is switched off (`CNNCOST_WINOGRAD=0`): for A/B runs and for
-/// comparing the two paths.
+/// Whether the 3x3 fast paths (Winograd and the direct kernel) are switched off
+/// (`CNNCOST_WINOGRAD=0`): im2col runs instead, for A/B runs and for comparing paths.
 pub(super) fn disabled() -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OFF.get_or_init(|| std::env::var("CNNCOST_WINOGRAD").is_ok_and(|v| v == "0"))
@@ -303,7 +290,7 @@ unsafe fn transform_band_input<T: Elem>(
     t: usize,
     v: Disjoint<T>,
 ) {
-    let (c, wp) = (s.c, s.wp());
+    let (c, wp) = (s.c, s.band_cols());
     let (n, ty) = (band / s.th(), band % s.th());
     let plane = s.h * s.w;
     let xs = &x[n * c * plane..][..c * plane];
@@ -341,7 +328,7 @@ unsafe fn band_input_body<T: Elem>(
 /// rows[r][q][c] = x[c][4·ty + r − pad_top][q − pad_left] of one sample, zero outside.
 #[inline(always)]
 fn band_rows<T: Elem>(xs: &[T], s: &Conv3x3, ty: usize, rows: &mut [T]) {
-    let (c, wp) = (s.c, s.wp());
+    let (c, wp) = (s.c, s.band_cols());
     let plane = s.h * s.w;
     // Columns q = ix + pad_left for ix in 0..cols hold data, the rest zero.
     let lead = s.pad[1].min(wp);
@@ -370,7 +357,7 @@ fn band_rows<T: Elem>(xs: &[T], s: &Conv3x3, ty: usize, rows: &mut [T]) {
 
 #[inline(always)]
 unsafe fn band_input_tiles<T: Elem>(rows: &[T], s: &Conv3x3, t0: usize, t: usize, v: Disjoint<T>) {
-    let (c, wp) = (s.c, s.wp());
+    let (c, wp) = (s.c, s.band_cols());
     for tx in 0..s.tw() {
         let ti = t0 + tx;
         let mut c0 = 0;
