@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# cnncost's training and inference speed beside PyTorch's, in one run on the
-# same machine state, as ratios (issue: a training benchmark): ResNet-20 and
-# ResNet-18-CIFAR (train at batch 128, infer at 256; ../shared/bench/torch_baseline.py),
-# AlexNet and VGG-16 at 224 (infer at batch 16 and 8; bench/torch_imagenet_infer.py).
+# cnncost's training and inference speed beside PyTorch's, as ratios (issue 6):
+# ResNet-20 and ResNet-18-CIFAR (train at batch 128, infer at 256;
+# ../shared/bench/torch_baseline.py), AlexNet and VGG-16 at 224 (infer at batch 16
+# and 8; bench/torch_imagenet_infer.py).
 #
-#   bench/vs_pytorch.sh [PYTHON_WITH_TORCH] [--iters N]
+#   bench/vs_pytorch.sh [PYTHON_WITH_TORCH] [--iters N] [--rounds R]
+#
+# The machines are noisy (±10% from one minute to the next), so each case runs
+# ours and then PyTorch's back to back, R rounds over all cases (default 3); the
+# table gives every round's ratio and their median.
 #
 # PYTHON_WITH_TORCH defaults to $TORCH_PYTHON, else ../torchenv/bin/python
 # (install: python3 -m venv torchenv && torchenv/bin/pip install torch torchvision,
@@ -13,27 +17,51 @@
 # ../shared/bench/README.md prescribes for PyTorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-py="${1:-${TORCH_PYTHON:-../torchenv/bin/python}}"
-shift || true
+py="${TORCH_PYTHON:-../torchenv/bin/python}"
+if [[ $# -gt 0 && "$1" != --* ]]; then py="$1"; shift; fi
 iters=8
-if [[ "${1:-}" == "--iters" ]]; then iters="$2"; fi
+rounds=3
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --iters) iters="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    *) echo "unknown argument $1 (expected --iters N, --rounds R)" >&2; exit 2 ;;
+  esac
+done
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
+cargo bench -q --bench train_speed --no-run
 out=$(mktemp)
-cargo bench -q --bench train_speed -- --iters "$iters" | tee -a "$out"
-"$py" ../shared/bench/torch_baseline.py --iters "$iters" | tee -a "$out"
-"$py" bench/torch_imagenet_infer.py --iters "$iters" | tee -a "$out"
+for round in $(seq "$rounds"); do
+  for case in resnet20 resnet18_cifar alexnet vgg16; do
+    cargo bench -q --bench train_speed -- --cases "$case" --iters "$iters" \
+      | sed "s/^{/{\"round\": $round, /" | tee -a "$out"
+    if [[ "$case" == resnet* ]]; then
+      "$py" ../shared/bench/torch_baseline.py --cases "$case" --iters "$iters"
+    else
+      "$py" bench/torch_imagenet_infer.py --cases "$case" --iters "$iters"
+    fi | sed "s/^{/{\"round\": $round, /" | tee -a "$out"
+  done
+done
 python3 - "$out" <<'PY'
-import json, sys
+import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-ours = {(r["case"], r["mode"]): r for r in rows if r["framework"] == "cnncost"}
-theirs = {(r["case"], r["mode"]): r for r in rows if r["framework"].startswith("pytorch")}
+ours, theirs = {}, {}
+for r in rows:
+    side = ours if r["framework"] == "cnncost" else theirs
+    side.setdefault((r["case"], r["mode"]), {})[r["round"]] = r
 print()
-print("| case | mode | batch | cnncost img/s | PyTorch img/s | ratio |")
-print("|---|---|---|---|---|---|")
-for key, r in ours.items():
-    t = theirs.get(key)
-    tp = f'{t["images_per_s"]:.1f}' if t else "-"
-    ratio = f'{r["images_per_s"] / t["images_per_s"]:.2f}x' if t else "-"
-    print(f'| {key[0]} | {key[1]} | {r["batch"]} | {r["images_per_s"]:.1f} | {tp} | {ratio} |')
+print("| case | mode | batch | cnncost img/s | PyTorch img/s | ratio per round | median ratio |")
+print("|---|---|---|---|---|---|---|")
+for key, by_round in ours.items():
+    pairs = [(o, theirs.get(key, {}).get(k)) for k, o in sorted(by_round.items())]
+    pairs = [(o, t) for o, t in pairs if t]
+    if not pairs:
+        continue
+    ratios = [o["images_per_s"] / t["images_per_s"] for o, t in pairs]
+    med = statistics.median(ratios)
+    o_med = statistics.median(o["images_per_s"] for o, _ in pairs)
+    t_med = statistics.median(t["images_per_s"] for _, t in pairs)
+    each = ", ".join(f"{x:.2f}" for x in ratios)
+    print(f'| {key[0]} | {key[1]} | {pairs[0][0]["batch"]} | {o_med:.1f} | {t_med:.1f} | {each} | {med:.2f}x |')
 PY
 rm -f "$out"
