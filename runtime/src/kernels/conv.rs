@@ -1072,14 +1072,8 @@ mod bench {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(128);
-        // The runtime's allocator settings (configure_process): freed buffers are reused,
-        // not unmapped and faulted in again.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only changes allocator parameters.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_MAX, 0);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        }
+        // The runtime's allocator settings (configure_process).
+        crate::kernels::util::keep_freed_memory();
         let ceiling = fma_ceiling();
         println!(
             "fp32 FMA ceiling, {} threads: {ceiling:.0} GFLOP/s",

@@ -417,21 +417,19 @@ fn bn_bwd<T: Elem>(
             // dx = k·(dy − Σdy/M − (x − μ)·invstd·Σ(dy·xhat)/M), per element in the
             // tensor's type.
             let k = T::from_f64(gamma[ch] * invstd);
-            let coef = [k, T::from_f64(sd / m), T::from_f64(invstd * sdc / m)];
-            let mean = T::from_f64(st.mean[ch]);
+            let coef = [
+                k,
+                T::from_f64(sd / m),
+                T::from_f64(invstd * sdc / m),
+                T::from_f64(st.mean[ch]),
+            ];
             for i in 0..n {
                 let r = (i * c + ch) * s..(i * c + ch + 1) * s;
                 // SAFETY: the rows of channel ch are this task's alone; bn_bwd_row writes
                 // all of each.
                 let o = unsafe { dst.slice(r.start, s) };
                 let y = mask.map(|y| &y[r.clone()]);
-                bn_bwd_row(
-                    o,
-                    &dy[r.clone()],
-                    &x[r],
-                    y,
-                    [coef[0], coef[1], coef[2], mean],
-                );
+                bn_bwd_row(o, &dy[r.clone()], &x[r], y, coef);
             }
             (sd, sdc)
         })

@@ -149,15 +149,21 @@ pub fn configure_process() {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", num_threads().to_string());
     }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_MMAP_MAX_").is_none()
         && std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none()
     {
-        // SAFETY: mallopt only changes allocator parameters; called before other threads.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_MAX, 0);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        }
+        keep_freed_memory();
+    }
+}
+
+/// glibc's malloc keeps freed memory for reuse instead of unmapping every large buffer
+/// (and faulting it in again on the next allocation). No-op elsewhere.
+pub(crate) fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
 }
 
@@ -305,8 +311,8 @@ pub(crate) fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut 
 /// split into one slice per task: raw pointer writes, each checked against the length.
 #[derive(Clone, Copy)]
 pub(crate) struct Disjoint<T> {
-    pub ptr: *mut T,
-    pub len: usize,
+    ptr: *mut T,
+    len: usize,
 }
 // SAFETY: the tasks write disjoint elements (each caller says which) and nothing reads
 // the buffer until they have all finished.
