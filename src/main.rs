@@ -511,6 +511,7 @@ fn compile(name: &str, text: &str, net: &NetArgs) -> Result<Network, Failed> {
     let overrides = Overrides {
         set: net.set.clone(),
         input: net.input,
+        ..Default::default()
     };
     dsl::compile(name, text, &overrides).map_err(|e| {
         eprintln!("{e}");

@@ -256,32 +256,15 @@ fn compile_for(
             )));
         }
     }
-    let mut set = net.set.clone();
-    let user_set_classes = set.iter().any(|(n, _)| n == "classes");
-    if let Some(k) = classes {
-        // Only if the network has such a parameter.
-        if !user_set_classes && text.contains("classes") {
-            let probe = dsl::compile(
-                name,
-                text,
-                &Overrides {
-                    set: set.clone(),
-                    input: Some(shape64),
-                },
-            );
-            if probe
-                .as_ref()
-                .is_ok_and(|n| n.params.iter().any(|(p, _)| p == "classes"))
-            {
-                set.push(("classes".to_string(), Value::Int(k as i64)));
-            }
-        }
-    }
     let net = dsl::compile(
         name,
         text,
         &Overrides {
-            set,
+            set: net.set.clone(),
+            defaults: classes
+                .map(|k| ("classes".to_string(), Value::Int(k as i64)))
+                .into_iter()
+                .collect(),
             input: Some(shape64),
         },
     )

@@ -26,7 +26,7 @@ fn set(pairs: &[(&str, i64)]) -> Overrides {
             .iter()
             .map(|&(n, v)| (n.to_string(), Value::Int(v)))
             .collect(),
-        input: None,
+        ..Default::default()
     }
 }
 
@@ -107,8 +107,8 @@ fn cost_overflow_is_reported_by_the_analyzer() {
 #[test]
 fn input_override_with_a_zero_dimension() {
     let overrides = Overrides {
-        set: Vec::new(),
         input: Some([3, 0, 32]),
+        ..Default::default()
     };
     assert_eq!(
         errors_with("network t\ninput 3x32x32\nrelu\n", &overrides),

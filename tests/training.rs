@@ -544,7 +544,7 @@ fn values(model: &Model, name: &str) -> Vec<f32> {
 fn tiny(classes: i64, seed: u64) -> Model {
     let overrides = dsl::Overrides {
         set: vec![("classes".to_string(), dsl::value::Value::Int(classes))],
-        input: None,
+        ..Default::default()
     };
     let net = dsl::compile("tiny.net", NET, &overrides).unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

@@ -61,7 +61,12 @@ const META_KEYS: [(&str, MetaKind); 8] = [
 /// What the command line may change: `--set name=value` and `--input CxHxW`.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
+    /// Values for declared parameters; naming an undeclared one is an error.
     pub set: Vec<(String, Value)>,
+    /// Values for parameters *if* the network declares them, below `set`:
+    /// what the data implies (`classes` from a dataset), which a network
+    /// without such a parameter simply does not take.
+    pub defaults: Vec<(String, Value)>,
     pub input: Option<[u64; 3]>,
 }
 
@@ -401,7 +406,12 @@ impl<'a> Elab<'a> {
             return String::new();
         };
         for p in &h.params {
-            let given = overrides.set.iter().rev().find(|(n, _)| *n == p.name.name);
+            let given = overrides
+                .set
+                .iter()
+                .rev()
+                .chain(overrides.defaults.iter().rev())
+                .find(|(n, _)| *n == p.name.name);
             let value = match (given, &p.default) {
                 (Some((_, v)), _) => Some(v.clone()),
                 (None, Some(d)) => match eval(d, self) {
