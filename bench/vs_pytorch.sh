@@ -4,7 +4,12 @@
 # ../shared/bench/torch_baseline.py), AlexNet and VGG-16 at 224 (infer at batch 16
 # and 8; bench/torch_imagenet_infer.py).
 #
-#   bench/vs_pytorch.sh [PYTHON_WITH_TORCH] [--iters N] [--rounds R]
+#   bench/vs_pytorch.sh [PYTHON_WITH_TORCH] [--iters N] [--rounds R] [--baseline BIN]
+#
+# --baseline BIN also runs BIN, an earlier build of the train_speed bench
+# (copy target/release/deps/train_speed-* aside before a change), right after
+# ours in every round: a refactoring's before and after in one script, with
+# the after/before ratio per round beside the ratio to PyTorch.
 #
 # The machines are noisy (±10% from one minute to the next), so each case runs
 # ours and then PyTorch's back to back, R rounds over all cases (default 3); the
@@ -21,11 +26,13 @@ py="${TORCH_PYTHON:-../torchenv/bin/python}"
 if [[ $# -gt 0 && "$1" != --* ]]; then py="$1"; shift; fi
 iters=8
 rounds=3
+baseline=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --iters) iters="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
-    *) echo "unknown argument $1 (expected --iters N, --rounds R)" >&2; exit 2 ;;
+    --baseline) baseline="$2"; shift 2 ;;
+    *) echo "unknown argument $1 (expected --iters N, --rounds R, --baseline BIN)" >&2; exit 2 ;;
   esac
 done
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000
@@ -35,6 +42,10 @@ for round in $(seq "$rounds"); do
   for case in resnet20 resnet18_cifar alexnet vgg16; do
     cargo bench -q --bench train_speed -- --cases "$case" --iters "$iters" \
       | sed "s/^{/{\"round\": $round, /" | tee -a "$out"
+    if [[ -n "$baseline" ]]; then
+      "$baseline" --cases "$case" --iters "$iters" \
+        | sed "s/^{\"framework\": \"cnncost\"/{\"round\": $round, \"framework\": \"baseline\"/" | tee -a "$out"
+    fi
     if [[ "$case" == resnet* ]]; then
       "$py" ../shared/bench/torch_baseline.py --cases "$case" --iters "$iters"
     else
@@ -45,9 +56,9 @@ done
 python3 - "$out" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-ours, theirs = {}, {}
+ours, theirs, before = {}, {}, {}
 for r in rows:
-    side = ours if r["framework"] == "cnncost" else theirs
+    side = {"cnncost": ours, "baseline": before}.get(r["framework"], theirs)
     side.setdefault((r["case"], r["mode"]), {})[r["round"]] = r
 print()
 print("| case | mode | batch | cnncost img/s | PyTorch img/s | ratio per round | median ratio |")
@@ -63,5 +74,19 @@ for key, by_round in ours.items():
     t_med = statistics.median(t["images_per_s"] for _, t in pairs)
     each = ", ".join(f"{x:.2f}" for x in ratios)
     print(f'| {key[0]} | {key[1]} | {pairs[0][0]["batch"]} | {o_med:.1f} | {t_med:.1f} | {each} | {med:.2f}x |')
+if before:
+    print()
+    print("| case | mode | cnncost img/s | baseline img/s | after/before per round | median |")
+    print("|---|---|---|---|---|---|")
+    for key, by_round in ours.items():
+        pairs = [(o, before.get(key, {}).get(k)) for k, o in sorted(by_round.items())]
+        pairs = [(o, b) for o, b in pairs if b]
+        if not pairs:
+            continue
+        ratios = [o["images_per_s"] / b["images_per_s"] for o, b in pairs]
+        o_med = statistics.median(o["images_per_s"] for o, _ in pairs)
+        b_med = statistics.median(b["images_per_s"] for _, b in pairs)
+        each = ", ".join(f"{x:.2f}" for x in ratios)
+        print(f'| {key[0]} | {key[1]} | {o_med:.1f} | {b_med:.1f} | {each} | {statistics.median(ratios):.2f}x |')
 PY
 rm -f "$out"
