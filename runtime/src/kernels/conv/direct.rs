@@ -85,7 +85,8 @@ fn as_f32<T: Elem>(v: &[T]) -> Option<&[f32]> {
     }
 }
 
-/// f32 data as `T`'s (`T` is f32 wherever f32 data was made).
+/// The kernel's f32 output as `T`'s: reached only where [`as_f32`] let the inputs through,
+/// so `T` is f32 and this is a move.
 fn from_f32<T: Elem>(v: Vec<f32>) -> Option<Vec<T>> {
     T::cpu_storage_data(CpuStorage::F32(v)).ok()
 }
