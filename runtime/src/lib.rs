@@ -7,6 +7,8 @@
 //! loaders, writing `checkpoint`s; `evaluate` scores a split or an image;
 //! `config` is the YAML of training settings.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod ema;

@@ -5,8 +5,9 @@
 //! third of AlexNet's inference time went there. Run with the batch as gemm's `m` axis
 //! (the destination written transposed, then turned), W is read in place.
 
+use super::dispatch::Map2;
 use super::matmul::matmul;
-use super::util::{contiguous_slice, dtype_error, num_threads, transpose, Elem};
+use super::util::{num_threads, transpose, Elem};
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// `x·Wᵀ` for x (N, I) and W (O, I); differentiable in both.
@@ -31,6 +32,15 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 struct LinearOp;
+
+impl Map2 for LinearOp {
+    /// `[N, I, O]`.
+    type Sizes = [usize; 3];
+
+    fn f<T: Elem>(&self, &[n, i, o]: &[usize; 3], x: &[T], w: &[T]) -> Vec<T> {
+        linear_fwd(x, w, n, i, o)
+    }
+}
 
 fn linear_fwd<T: Elem>(x: &[T], w: &[T], n: usize, i: usize, o: usize) -> Vec<T> {
     // yᵀ (O, N) row-major is the gemm destination (N, O) with the batch contiguous.
@@ -60,23 +70,7 @@ impl CustomOp2 for LinearOp {
         let (&[n, i], &[o, _]) = (l1.dims(), l2.dims()) else {
             bail!("{}: unexpected shapes {l1:?} {l2:?}", self.name())
         };
-        let st = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(linear_fwd(
-                contiguous_slice::<f32>(self.name(), s1, l1)?,
-                contiguous_slice(self.name(), s2, l2)?,
-                n,
-                i,
-                o,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(linear_fwd(
-                contiguous_slice::<f64>(self.name(), s1, l1)?,
-                contiguous_slice(self.name(), s2, l2)?,
-                n,
-                i,
-                o,
-            )),
-            _ => return dtype_error(self.name(), s1, Some(s2)),
-        };
+        let st = self.map(self.name(), &[n, i, o], (s1, l1), (s2, l2))?;
         Ok((st, Shape::from((n, o))))
     }
 

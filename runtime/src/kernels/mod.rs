@@ -4,8 +4,9 @@
 //!   (the `gemm` crate) over chunks of samples, with an explicit backward (input gradient:
 //!   col2im of Wᵀ·dY, or for stride 1 a convolution with the flipped kernel; weight
 //!   gradient: Σₙ dYₙ·colsₙᵀ). 3x3 stride-1 convs take faster paths: Winograd
-//!   F(4x4, 3x3) with 32 or more channels (`winograd.rs`), a direct AVX-512 kernel and
-//!   weight gradient with fewer (`direct.rs`); `CNNCOST_WINOGRAD=0` switches both off.
+//!   F(4x4, 3x3) with 32 or more channels (`conv/winograd.rs`), a direct AVX-512 kernel
+//!   and weight gradient with fewer (`conv/direct.rs`); `CNNCOST_WINOGRAD=0` switches
+//!   both off.
 //! * [`pool2d`]: max / average pooling with PyTorch semantics (padding, ceil mode,
 //!   `count_include_pad`), overlapping windows in the backward.
 //! * [`adaptive_avg_pool2d`]: PyTorch's adaptive average pooling.
@@ -16,18 +17,33 @@
 //!
 //! CPU only (f32 and f64); on other devices the custom ops report candle's "no cuda
 //! implementation" error.
+//!
+//! The modules' imports form a DAG; each uses only those on lines above its own:
+//!
+//! ```text
+//! util        leaf: Elem, scratch, parallel loops, Disjoint, vectorised!, process settings
+//! dispatch    util                    the one f32/f64 dispatch of every custom op
+//! matmul      util                    the one wrapper over the gemm crate
+//! gradcheck   (candle only)           the tests' gradient checker
+//! linear      dispatch, matmul, util
+//! norm        dispatch, util
+//! pool        dispatch, util
+//! shortcut    dispatch, util
+//! conv        dispatch, matmul, util  (inside: geometry <- im2col, direct, winograd
+//!                                      <- plan <- passes <- the ops in conv/mod.rs
+//!                                      <- bench_support, hidden, for benches/)
+//! ```
 
 pub mod conv;
-mod direct;
 pub mod gradcheck;
 pub mod linear;
-mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod shortcut;
 
+mod dispatch;
+mod matmul;
 mod util;
-mod winograd;
 
 pub use conv::{conv2d, Conv2dGeometry};
 pub use linear::linear;

@@ -9,9 +9,8 @@
 //! dx = gamma/sqrt(var+eps) * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M),
 //! dgamma = sum(dy*xhat), dbeta = sum(dy).
 
-use super::util::{
-    contiguous_slice, dtype_error, par_map, par_zip_map, relu_of, vectorised, Disjoint, Elem,
-};
+use super::dispatch::{Map1, Map2, Map3};
+use super::util::{par_map, par_zip_map, relu_of, vectorised, Disjoint, Elem};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
@@ -228,35 +227,7 @@ impl CustomOp3 for BnTrain {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let dims = l1.dims();
-        let (y, st) = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let (y, st) = bn_fwd(
-                    contiguous_slice::<f32>(self.name(), s1, l1)?,
-                    contiguous_slice::<f32>(self.name(), s2, l2)?,
-                    contiguous_slice::<f32>(self.name(), s3, l3)?,
-                    dims,
-                    self.eps,
-                    self.relu,
-                );
-                (CpuStorage::F32(y), st)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let (y, st) = bn_fwd(
-                    contiguous_slice::<f64>(self.name(), s1, l1)?,
-                    contiguous_slice::<f64>(self.name(), s2, l2)?,
-                    contiguous_slice::<f64>(self.name(), s3, l3)?,
-                    dims,
-                    self.eps,
-                    self.relu,
-                );
-                (CpuStorage::F64(y), st)
-            }
-            _ => return dtype_error(self.name(), s1, Some(s2)),
-        };
-        if let Ok(mut s) = self.stats.lock() {
-            *s = st;
-        }
+        let y = self.map(self.name(), l1.dims(), (s1, l1), (s2, l2), (s3, l3))?;
         Ok((y, l1.shape().clone()))
     }
 
@@ -297,6 +268,20 @@ impl CustomOp3 for BnTrain {
         let dgamma = compact(total)?.reshape(gamma.shape())?;
         let dbeta = compact(total + c)?.reshape(gamma.shape())?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+impl Map3 for BnTrain {
+    /// x's dims (N, C, ...).
+    type Sizes = [usize];
+
+    /// y; the batch statistics go to `self.stats`.
+    fn f<T: Elem>(&self, dims: &[usize], x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
+        let (y, st) = bn_fwd(x, gamma, beta, dims, self.eps, self.relu);
+        if let Ok(mut s) = self.stats.lock() {
+            *s = st;
+        }
+        y
     }
 }
 
@@ -457,34 +442,18 @@ impl CustomOp3 for BnTrainBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let dims = l1.dims();
         let c = self.gamma.len();
-        let storage = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                let mask = contiguous_slice::<f32>(self.name(), s3, l3)?;
-                CpuStorage::F32(bn_bwd(
-                    contiguous_slice::<f32>(self.name(), s1, l1)?,
-                    contiguous_slice::<f32>(self.name(), s2, l2)?,
-                    self.relu.then_some(mask),
-                    &self.gamma,
-                    dims,
-                    self.eps,
-                    &self.stats,
-                ))
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                let mask = contiguous_slice::<f64>(self.name(), s3, l3)?;
-                CpuStorage::F64(bn_bwd(
-                    contiguous_slice::<f64>(self.name(), s1, l1)?,
-                    contiguous_slice::<f64>(self.name(), s2, l2)?,
-                    self.relu.then_some(mask),
-                    &self.gamma,
-                    dims,
-                    self.eps,
-                    &self.stats,
-                ))
-            }
-            _ => return dtype_error(self.name(), s1, Some(s2)),
-        };
+        let storage = self.map(self.name(), dims, (s1, l1), (s2, l2), (s3, l3))?;
         Ok((storage, Shape::from(l1.shape().elem_count() + 2 * c)))
+    }
+}
+
+impl Map3 for BnTrainBwd {
+    /// x's dims (N, C, ...).
+    type Sizes = [usize];
+
+    fn f<T: Elem>(&self, dims: &[usize], x: &[T], dy: &[T], mask: &[T]) -> Vec<T> {
+        let mask = self.relu.then_some(mask);
+        bn_bwd(x, dy, mask, &self.gamma, dims, self.eps, &self.stats)
     }
 }
 
@@ -502,22 +471,20 @@ impl CustomOp1 for Relu {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let st = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(par_map(
-                contiguous_slice::<f32>(self.name(), s, l)?,
-                relu_of,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(par_map(
-                contiguous_slice::<f64>(self.name(), s, l)?,
-                relu_of,
-            )),
-            _ => return dtype_error(self.name(), s, None),
-        };
+        let st = self.map(self.name(), &(), (s, l))?;
         Ok((st, l.shape().clone()))
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(relu_grad(y, dy)?))
+    }
+}
+
+impl Map1 for Relu {
+    type Sizes = ();
+
+    fn f<T: Elem>(&self, _: &(), x: &[T]) -> Vec<T> {
+        par_map(x, relu_of)
     }
 }
 
@@ -544,19 +511,7 @@ impl CustomOp2 for AddRelu {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let st = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(par_zip_map(
-                contiguous_slice::<f32>(self.name(), s1, l1)?,
-                contiguous_slice::<f32>(self.name(), s2, l2)?,
-                |u, v| relu_of(u + v),
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(par_zip_map(
-                contiguous_slice::<f64>(self.name(), s1, l1)?,
-                contiguous_slice::<f64>(self.name(), s2, l2)?,
-                |u, v| relu_of(u + v),
-            )),
-            _ => return dtype_error(self.name(), s1, Some(s2)),
-        };
+        let st = self.map(self.name(), &(), (s1, l1), (s2, l2))?;
         Ok((st, l1.shape().clone()))
     }
 
@@ -569,6 +524,14 @@ impl CustomOp2 for AddRelu {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = relu_grad(y, dy)?;
         Ok((Some(g.clone()), Some(g)))
+    }
+}
+
+impl Map2 for AddRelu {
+    type Sizes = ();
+
+    fn f<T: Elem>(&self, _: &(), a: &[T], b: &[T]) -> Vec<T> {
+        par_zip_map(a, b, |u, v| relu_of(u + v))
     }
 }
 
@@ -607,17 +570,15 @@ impl CustomOp2 for ReluBwd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let st = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(relu_bwd(
-                contiguous_slice::<f32>(self.name(), s1, l1)?,
-                contiguous_slice::<f32>(self.name(), s2, l2)?,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(relu_bwd(
-                contiguous_slice::<f64>(self.name(), s1, l1)?,
-                contiguous_slice::<f64>(self.name(), s2, l2)?,
-            )),
-            _ => return dtype_error(self.name(), s1, Some(s2)),
-        };
+        let st = self.map(self.name(), &(), (s1, l1), (s2, l2))?;
         Ok((st, l1.shape().clone()))
+    }
+}
+
+impl Map2 for ReluBwd {
+    type Sizes = ();
+
+    fn f<T: Elem>(&self, _: &(), y: &[T], dy: &[T]) -> Vec<T> {
+        relu_bwd(y, dy)
     }
 }

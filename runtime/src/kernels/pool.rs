@@ -3,7 +3,8 @@
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use super::util::{contiguous_slice, dtype_error, par_rows, Elem};
+use super::dispatch::{Map1, Map2};
+use super::util::{par_rows, Elem};
 
 /// Which pooling: max, or average with PyTorch's `count_include_pad`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,21 +278,7 @@ impl CustomOp1 for PoolOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = PoolDims::new(l.dims(), &self.g)?;
         let (n, c) = (l.dims()[0], l.dims()[1]);
-        let st = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(pool_fwd(
-                contiguous_slice::<f32>(self.name(), s, l)?,
-                self.mode,
-                &self.g,
-                &d,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(pool_fwd(
-                contiguous_slice::<f64>(self.name(), s, l)?,
-                self.mode,
-                &self.g,
-                &d,
-            )),
-            _ => return dtype_error(self.name(), s, None),
-        };
+        let st = self.map(self.name(), &d, (s, l))?;
         Ok((st, Shape::from((n, c, d.oh, d.ow))))
     }
 
@@ -304,6 +291,14 @@ impl CustomOp1 for PoolOp {
                 g: self.g,
             },
         )?))
+    }
+}
+
+impl Map1 for PoolOp {
+    type Sizes = PoolDims;
+
+    fn f<T: Elem>(&self, d: &PoolDims, x: &[T]) -> Vec<T> {
+        pool_fwd(x, self.mode, &self.g, d)
     }
 }
 
@@ -329,24 +324,16 @@ impl CustomOp2 for PoolBwdOp {
         if l2.dims() != [l1.dims()[0], l1.dims()[1], d.oh, d.ow] {
             bail!("{}: unexpected shapes {l1:?} {l2:?}", self.name())
         }
-        let st = match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => CpuStorage::F32(pool_bwd(
-                contiguous_slice::<f32>(self.name(), s1, l1)?,
-                contiguous_slice::<f32>(self.name(), s2, l2)?,
-                self.mode,
-                &self.g,
-                &d,
-            )),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => CpuStorage::F64(pool_bwd(
-                contiguous_slice::<f64>(self.name(), s1, l1)?,
-                contiguous_slice::<f64>(self.name(), s2, l2)?,
-                self.mode,
-                &self.g,
-                &d,
-            )),
-            _ => return dtype_error(self.name(), s1, Some(s2)),
-        };
+        let st = self.map(self.name(), &d, (s1, l1), (s2, l2))?;
         Ok((st, l1.shape().clone()))
+    }
+}
+
+impl Map2 for PoolBwdOp {
+    type Sizes = PoolDims;
+
+    fn f<T: Elem>(&self, d: &PoolDims, x: &[T], dy: &[T]) -> Vec<T> {
+        pool_bwd(x, dy, self.mode, &self.g, d)
     }
 }
 
@@ -421,23 +408,7 @@ impl CustomOp1 for AdaptiveAvgOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = l.shape().dims4()?;
-        let st = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(adaptive_fwd(
-                contiguous_slice::<f32>(self.name(), s, l)?,
-                n * c,
-                h,
-                w,
-                self.out,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(adaptive_fwd(
-                contiguous_slice::<f64>(self.name(), s, l)?,
-                n * c,
-                h,
-                w,
-                self.out,
-            )),
-            _ => return dtype_error(self.name(), s, None),
-        };
+        let st = self.map(self.name(), &[n * c, h, w], (s, l))?;
         Ok((st, Shape::from((n, c, self.out[0], self.out[1]))))
     }
 
@@ -448,6 +419,15 @@ impl CustomOp1 for AdaptiveAvgOp {
             out: self.out,
             input: [h, w],
         })?))
+    }
+}
+
+impl Map1 for AdaptiveAvgOp {
+    /// `[planes (N·C), H, W]`.
+    type Sizes = [usize; 3];
+
+    fn f<T: Elem>(&self, &[planes, h, w]: &[usize; 3], x: &[T]) -> Vec<T> {
+        adaptive_fwd(x, planes, h, w, self.out)
     }
 }
 
@@ -468,24 +448,17 @@ impl CustomOp1 for AdaptiveAvgBwdOp {
             bail!("{}: unexpected gradient shape {l:?}", self.name())
         }
         let [h, w] = self.input;
-        let st = match s {
-            CpuStorage::F32(_) => CpuStorage::F32(adaptive_bwd(
-                contiguous_slice::<f32>(self.name(), s, l)?,
-                n * c,
-                h,
-                w,
-                self.out,
-            )),
-            CpuStorage::F64(_) => CpuStorage::F64(adaptive_bwd(
-                contiguous_slice::<f64>(self.name(), s, l)?,
-                n * c,
-                h,
-                w,
-                self.out,
-            )),
-            _ => return dtype_error(self.name(), s, None),
-        };
+        let st = self.map(self.name(), &[n * c, h, w], (s, l))?;
         Ok((st, Shape::from((n, c, h, w))))
+    }
+}
+
+impl Map1 for AdaptiveAvgBwdOp {
+    /// `[planes (N·C), H, W]` of the input.
+    type Sizes = [usize; 3];
+
+    fn f<T: Elem>(&self, &[planes, h, w]: &[usize; 3], dy: &[T]) -> Vec<T> {
+        adaptive_bwd(dy, planes, h, w, self.out)
     }
 }
 

@@ -5,7 +5,8 @@
 
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
-use super::util::{contiguous_slice, dtype_error, par_extend_rows, Elem};
+use super::dispatch::Map1;
+use super::util::{par_extend_rows, Elem};
 
 /// `x` (N, C, H, W) -> (N, before + C + after, ⌈H/s⌉, ⌈W/s⌉): x[:, :, ::s, ::s] between
 /// `before` and `after` zero channels. Differentiable in `x`.
@@ -113,15 +114,7 @@ impl CustomOp1 for SubsamplePad {
 
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = dims4(l)?;
-        let out = match st {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(self.fwd(contiguous_slice(self.name(), st, l)?, d))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(self.fwd(contiguous_slice(self.name(), st, l)?, d))
-            }
-            _ => return dtype_error(self.name(), st, None),
-        };
+        let out = self.map(self.name(), &d, (st, l))?;
         Ok((out, Shape::from(self.out_dims(d).to_vec())))
     }
 
@@ -133,6 +126,15 @@ impl CustomOp1 for SubsamplePad {
                 x_dims: [n, c, h, w],
             },
         )?))
+    }
+}
+
+impl Map1 for SubsamplePad {
+    /// x's `[N, C, H, W]`.
+    type Sizes = [usize; 4];
+
+    fn f<T: Elem>(&self, &d: &[usize; 4], x: &[T]) -> Vec<T> {
+        self.fwd(x, d)
     }
 }
 
@@ -152,15 +154,16 @@ impl CustomOp1 for SubsamplePadBwd {
             bail!("{}: unexpected gradient shape {:?}", self.name(), l.dims())
         }
         let d = self.x_dims;
-        let out = match st {
-            CpuStorage::F32(_) => {
-                CpuStorage::F32(self.op.bwd(contiguous_slice(self.name(), st, l)?, d))
-            }
-            CpuStorage::F64(_) => {
-                CpuStorage::F64(self.op.bwd(contiguous_slice(self.name(), st, l)?, d))
-            }
-            _ => return dtype_error(self.name(), st, None),
-        };
+        let out = self.map(self.name(), &d, (st, l))?;
         Ok((out, Shape::from(d.to_vec())))
+    }
+}
+
+impl Map1 for SubsamplePadBwd {
+    /// x's `[N, C, H, W]`.
+    type Sizes = [usize; 4];
+
+    fn f<T: Elem>(&self, &d: &[usize; 4], dy: &[T]) -> Vec<T> {
+        self.op.bwd(dy, d)
     }
 }

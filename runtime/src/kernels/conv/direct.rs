@@ -16,10 +16,14 @@
 //!
 //! Written with intrinsics: as plain loops over arrays the compiler kept the
 //! accumulators in memory and reached them with gathers and scatters (10x slower).
-//! Elsewhere (no AVX-512, f64) im2col runs instead.
+//! Elsewhere (no AVX-512, f64) im2col runs instead: the entry points take any [`Elem`]
+//! and return None for f64, seen through candle's `CpuStorageRef` (no specialisation,
+//! no unsafe casts).
 
-use super::conv::Conv3x3;
-use super::util::{relu_of, simd, with_scratch, Simd};
+use super::geometry::Conv3x3;
+use crate::kernels::util::simd::{simd, Simd};
+use crate::kernels::util::{num_threads, relu_of, transpose, with_scratch, Elem};
+use candle_core::{CpuStorage, CpuStorageRef};
 use std::mem::MaybeUninit;
 
 /// Output columns per vector.
@@ -32,7 +36,7 @@ const KB: usize = 8;
 /// Whether rows of `ow` outputs fill at least three quarters of the strips that cover
 /// them: on 16-wide rows half of every vector is wasted and im2col ran 1.4x faster
 /// (ResNet-20's 32-channel stage).
-pub(crate) fn fills_strips(ow: usize) -> bool {
+pub(super) fn fills_strips(ow: usize) -> bool {
     ow >= 24 && 4 * ow >= 3 * ow.div_ceil(STRIP) * STRIP
 }
 
@@ -51,9 +55,44 @@ impl Conv3x3 {
 }
 
 /// `relu(conv(x, w) + bias[k])` (no bias: none; no ReLU: no clamp) of `x` (N, C, H, W)
-/// with `w` (K, C, 3, 3), stride 1, dilation 1, one group; (N, K, OH, OW). None without
-/// AVX-512.
-pub(crate) fn conv3x3(
+/// with `w` (K, C, 3, 3), stride 1, dilation 1, one group; (N, K, OH, OW). None for f64
+/// and without AVX-512.
+pub(super) fn conv3x3<T: Elem>(
+    x: &[T],
+    w: &[T],
+    s: &Conv3x3,
+    bias: Option<&[T]>,
+    relu: bool,
+) -> Option<Vec<T>> {
+    let bias = match bias {
+        Some(b) => Some(as_f32(b)?),
+        None => None,
+    };
+    from_f32(conv3x3_f32(as_f32(x)?, as_f32(w)?, s, bias, relu)?)
+}
+
+/// dW (K, C, 3, 3) of `relu`-free conv3x3 from `x` (N, C, H, W) and `dy` (N, K, OH, OW).
+/// None for f64 and without AVX-512.
+pub(super) fn weight_grad3x3<T: Elem>(x: &[T], dy: &[T], s: &Conv3x3) -> Option<Vec<T>> {
+    from_f32(weight_grad3x3_f32(as_f32(x)?, as_f32(dy)?, s)?)
+}
+
+/// `v` as f32 data if `T` is f32.
+fn as_f32<T: Elem>(v: &[T]) -> Option<&[f32]> {
+    match T::cpu_storage_ref(v) {
+        CpuStorageRef::F32(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// The kernel's f32 output as `T`'s: reached only where [`as_f32`] let the inputs through,
+/// so `T` is f32 and this is a move.
+fn from_f32<T: Elem>(v: Vec<f32>) -> Option<Vec<T>> {
+    T::cpu_storage_data(CpuStorage::F32(v)).ok()
+}
+
+/// [`conv3x3`] on f32 data.
+fn conv3x3_f32(
     x: &[f32],
     w: &[f32],
     s: &Conv3x3,
@@ -66,7 +105,7 @@ pub(crate) fn conv3x3(
     }
     // (K, C, 3, 3) -> (C, 3, 3, K): a tap's output channels side by side.
     let mut wt = vec![0.0; w.len()];
-    super::util::transpose(w, s.k, s.c * 9, &mut wt);
+    transpose(w, s.k, s.c * 9, &mut wt);
     let out_len = s.k * s.oh * s.ow;
     // Written once, row by row: never zeroed first.
     let len = s.n * out_len;
@@ -126,17 +165,23 @@ unsafe fn copy_row(src: &[f32], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len());
     let mut i = 0;
     while i + LANES <= src.len() {
-        _mm512_storeu_ps(
-            dst.as_mut_ptr().add(i),
-            _mm512_loadu_ps(src.as_ptr().add(i)),
-        );
+        // SAFETY: i + 16 ≤ len on both sides; AVX-512F is the caller's contract.
+        unsafe {
+            _mm512_storeu_ps(
+                dst.as_mut_ptr().add(i),
+                _mm512_loadu_ps(src.as_ptr().add(i)),
+            )
+        };
         i += LANES;
     }
     let rest = src.len() - i;
     if rest > 0 {
         let m: __mmask16 = (1u16 << rest) - 1;
-        let v = _mm512_maskz_loadu_ps(m, src.as_ptr().add(i));
-        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, v);
+        // SAFETY: the mask covers only the `rest` elements left on both sides.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, src.as_ptr().add(i));
+            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, v);
+        }
     }
 }
 
@@ -198,37 +243,41 @@ unsafe fn block(
     use std::arch::x86_64::*;
     let (hp, wp, k) = (s.bordered_rows(), s.bordered_cols(), s.k);
     debug_assert!(x0 + STRIP + 2 <= wp && oy + 3 <= hp && row.len() >= kb * STRIP);
-    let mut acc = [[_mm512_setzero_ps(); 2]; KB];
-    // Taps of a partial block read 8 channels from a padded copy.
-    let mut taps8 = [0.0f32; KB];
-    for c in 0..s.c {
-        for ky in 0..3 {
-            let line = xp.as_ptr().add((c * hp + oy + ky) * wp + x0);
-            for kx in 0..3 {
-                let v0 = _mm512_loadu_ps(line.add(kx));
-                let v1 = _mm512_loadu_ps(line.add(kx + LANES));
-                let at = ((c * 3 + ky) * 3 + kx) * k + k0;
-                let taps = if kb == KB {
-                    wt.as_ptr().add(at)
-                } else {
-                    taps8[..kb].copy_from_slice(&wt[at..at + kb]);
-                    taps8.as_ptr()
-                };
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let t = _mm512_set1_ps(*taps.add(i));
-                    acc[0] = _mm512_fmadd_ps(t, v0, acc[0]);
-                    acc[1] = _mm512_fmadd_ps(t, v1, acc[1]);
+    // SAFETY: AVX-512F and the extents (xp's bordered rows, wt's taps k0..k0 + kb, row's
+    // kb strips) are the caller's contract; every pointer below stays inside them.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; KB];
+        // Taps of a partial block read 8 channels from a padded copy.
+        let mut taps8 = [0.0f32; KB];
+        for c in 0..s.c {
+            for ky in 0..3 {
+                let line = xp.as_ptr().add((c * hp + oy + ky) * wp + x0);
+                for kx in 0..3 {
+                    let v0 = _mm512_loadu_ps(line.add(kx));
+                    let v1 = _mm512_loadu_ps(line.add(kx + LANES));
+                    let at = ((c * 3 + ky) * 3 + kx) * k + k0;
+                    let taps = if kb == KB {
+                        wt.as_ptr().add(at)
+                    } else {
+                        taps8[..kb].copy_from_slice(&wt[at..at + kb]);
+                        taps8.as_ptr()
+                    };
+                    for (i, acc) in acc.iter_mut().enumerate() {
+                        let t = _mm512_set1_ps(*taps.add(i));
+                        acc[0] = _mm512_fmadd_ps(t, v0, acc[0]);
+                        acc[1] = _mm512_fmadd_ps(t, v1, acc[1]);
+                    }
                 }
             }
         }
-    }
-    for (i, acc) in acc.iter().enumerate().take(kb) {
-        _mm512_storeu_ps(row.as_mut_ptr().add(i * STRIP), acc[0]);
-        _mm512_storeu_ps(row.as_mut_ptr().add(i * STRIP + LANES), acc[1]);
+        for (i, acc) in acc.iter().enumerate().take(kb) {
+            _mm512_storeu_ps(row.as_mut_ptr().add(i * STRIP), acc[0]);
+            _mm512_storeu_ps(row.as_mut_ptr().add(i * STRIP + LANES), acc[1]);
+        }
     }
 }
 
-/// Never reached: conv3x3 returns None before (no AVX-512 off x86-64).
+/// Never reached: conv3x3_f32 returns None before (no AVX-512 off x86-64).
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
@@ -247,15 +296,14 @@ unsafe fn block(
 /// Output channels per weight-gradient task.
 const KG: usize = 2;
 
-/// dW (K, C, 3, 3) of `relu`-free conv3x3 from `x` (N, C, H, W) and `dy` (N, K, OH, OW).
-/// None without AVX-512. The batch splits into one fixed block of samples per thread,
-/// whose sums add in order: the same bits every run.
-pub(crate) fn weight_grad3x3(x: &[f32], dy: &[f32], s: &Conv3x3) -> Option<Vec<f32>> {
+/// [`weight_grad3x3`] on f32 data. The batch splits into one fixed block of samples per
+/// thread, whose sums add in order: the same bits every run.
+fn weight_grad3x3_f32(x: &[f32], dy: &[f32], s: &Conv3x3) -> Option<Vec<f32>> {
     use rayon::prelude::*;
     if simd() != Simd::Avx512 {
         return None;
     }
-    let threads = super::util::num_threads().min(s.n).max(1);
+    let threads = num_threads().min(s.n).max(1);
     let per = s.n.div_ceil(threads);
     let tasks = s.k.div_ceil(KG) * s.c;
     // Per task: KG·9 accumulator vectors.
@@ -331,41 +379,45 @@ unsafe fn weight_sample(xp: &[f32], dyp: &[f32], s: &Conv3x3, acc: &mut [f32]) {
     let wq = s.strips() * STRIP;
     assert!(xp.len() >= s.c * hp * wp && dyp.len() >= s.k * s.oh * wq);
     assert!(acc.len() >= s.k.div_ceil(KG) * s.c * KG * 9 * LANES);
-    for k0 in (0..s.k).step_by(KG) {
-        // A lone last channel pairs with itself; its second set is dropped.
-        let k1 = (k0 + 1).min(s.k - 1);
-        for c in 0..s.c {
-            let task = (k0 / KG) * s.c + c;
-            let a = acc.as_mut_ptr().add(task * KG * 9 * LANES);
-            let mut r: [[__m512; 9]; KG] = std::array::from_fn(|i| {
-                std::array::from_fn(|t| _mm512_loadu_ps(a.add((i * 9 + t) * LANES)))
-            });
-            for oy in 0..s.oh {
-                let g0 = dyp.as_ptr().add((k0 * s.oh + oy) * wq);
-                let g1 = dyp.as_ptr().add((k1 * s.oh + oy) * wq);
-                for q in (0..wq).step_by(LANES) {
-                    let (d0, d1) = (_mm512_loadu_ps(g0.add(q)), _mm512_loadu_ps(g1.add(q)));
-                    for ky in 0..3 {
-                        let line = xp.as_ptr().add((c * hp + oy + ky) * wp + q);
-                        for kx in 0..3 {
-                            let v = _mm512_loadu_ps(line.add(kx));
-                            let t = ky * 3 + kx;
-                            r[0][t] = _mm512_fmadd_ps(d0, v, r[0][t]);
-                            r[1][t] = _mm512_fmadd_ps(d1, v, r[1][t]);
+    // SAFETY: AVX-512F is the caller's contract; the extents were asserted above and
+    // every pointer below stays inside them.
+    unsafe {
+        for k0 in (0..s.k).step_by(KG) {
+            // A lone last channel pairs with itself; its second set is dropped.
+            let k1 = (k0 + 1).min(s.k - 1);
+            for c in 0..s.c {
+                let task = (k0 / KG) * s.c + c;
+                let a = acc.as_mut_ptr().add(task * KG * 9 * LANES);
+                let mut r: [[__m512; 9]; KG] = std::array::from_fn(|i| {
+                    std::array::from_fn(|t| _mm512_loadu_ps(a.add((i * 9 + t) * LANES)))
+                });
+                for oy in 0..s.oh {
+                    let g0 = dyp.as_ptr().add((k0 * s.oh + oy) * wq);
+                    let g1 = dyp.as_ptr().add((k1 * s.oh + oy) * wq);
+                    for q in (0..wq).step_by(LANES) {
+                        let (d0, d1) = (_mm512_loadu_ps(g0.add(q)), _mm512_loadu_ps(g1.add(q)));
+                        for ky in 0..3 {
+                            let line = xp.as_ptr().add((c * hp + oy + ky) * wp + q);
+                            for kx in 0..3 {
+                                let v = _mm512_loadu_ps(line.add(kx));
+                                let t = ky * 3 + kx;
+                                r[0][t] = _mm512_fmadd_ps(d0, v, r[0][t]);
+                                r[1][t] = _mm512_fmadd_ps(d1, v, r[1][t]);
+                            }
                         }
                     }
                 }
-            }
-            for (i, r) in r.iter().enumerate() {
-                for (t, &v) in r.iter().enumerate() {
-                    _mm512_storeu_ps(a.add((i * 9 + t) * LANES), v);
+                for (i, r) in r.iter().enumerate() {
+                    for (t, &v) in r.iter().enumerate() {
+                        _mm512_storeu_ps(a.add((i * 9 + t) * LANES), v);
+                    }
                 }
             }
         }
     }
 }
 
-/// Never reached: weight_grad3x3 returns None before (no AVX-512 off x86-64).
+/// Never reached: weight_grad3x3_f32 returns None before (no AVX-512 off x86-64).
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn weight_sample(_: &[f32], _: &[f32], _: &Conv3x3, _: &mut [f32]) {
     unreachable!("the direct kernel needs AVX-512")

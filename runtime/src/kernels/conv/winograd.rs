@@ -22,9 +22,11 @@
 // The transforms index 6x6 tiles along both axes; iterators over one would hide that.
 #![allow(clippy::needless_range_loop)]
 
-use super::conv::Conv3x3;
-use super::matmul::matmul;
-use super::util::{num_threads, relu_of, transpose, vectorised, with_scratch, Disjoint, Elem};
+use super::geometry::Conv3x3;
+use crate::kernels::matmul::matmul;
+use crate::kernels::util::{
+    num_threads, relu_of, transpose, vectorised, with_scratch, Disjoint, Elem,
+};
 
 /// Output tile side.
 const TILE: usize = 4;
@@ -51,13 +53,6 @@ impl Conv3x3 {
     fn bands(&self) -> usize {
         self.n * self.th()
     }
-}
-
-/// Whether the 3x3 fast paths (Winograd and the direct kernel) are switched off
-/// (`CNNCOST_WINOGRAD=0`): im2col runs instead, for A/B runs and for comparing paths.
-pub(super) fn disabled() -> bool {
-    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OFF.get_or_init(|| std::env::var("CNNCOST_WINOGRAD").is_ok_and(|v| v == "0"))
 }
 
 /// `relu(conv(x, w) + bias[k])` (no bias: none; no ReLU: no clamp) of `x` (N, C, H, W)
@@ -183,11 +178,13 @@ unsafe fn weight_block_body<T: Elem>(taps: &[T], k: usize, c: usize, c0: usize, 
     for (j, taps) in taps.chunks_exact(9 * k).enumerate() {
         let mut k0 = 0;
         while k0 + LANES <= k {
-            weight_lanes::<T, LANES>(taps, k, k0, (c0 + j) * k, c * k, u);
+            // SAFETY: channel c0 + j's rows of U are this task's (the caller's contract).
+            unsafe { weight_lanes::<T, LANES>(taps, k, k0, (c0 + j) * k, c * k, u) };
             k0 += LANES;
         }
         for l in k0..k {
-            weight_lanes::<T, 1>(taps, k, l, (c0 + j) * k, c * k, u);
+            // SAFETY: as above.
+            unsafe { weight_lanes::<T, 1>(taps, k, l, (c0 + j) * k, c * k, u) };
         }
     }
 }
@@ -209,7 +206,8 @@ unsafe fn weight_lanes<T: Elem, const N: usize>(
     for a in 0..WIN {
         let r = g3(&[col[0][a], col[1][a], col[2][a]]);
         for (b, r) in r.iter().enumerate() {
-            u.put((a * WIN + b) * xi_stride + row + k0, r);
+            // SAFETY: lanes k0..k0+N of this channel's row of U[ξ]: the caller's alone.
+            unsafe { u.put((a * WIN + b) * xi_stride + row + k0, r) };
         }
     }
 }
@@ -292,7 +290,8 @@ unsafe fn transform_band_input<T: Elem>(
     let plane = s.h * s.w;
     let xs = &x[n * c * plane..][..c * plane];
     with_scratch(2, WIN * wp * c, |rows: &mut [T]| {
-        band_input(xs, s, ty, rows, t0, t, v)
+        // SAFETY: the band's tiles are the caller's alone (this fn's contract).
+        unsafe { band_input(xs, s, ty, rows, t0, t, v) }
     })
 }
 
@@ -319,7 +318,8 @@ unsafe fn band_input_body<T: Elem>(
     v: Disjoint<T>,
 ) {
     band_rows(xs, s, ty, rows);
-    band_input_tiles(rows, s, t0, t, v)
+    // SAFETY: the tiles t0..t0 + tw are the caller's alone.
+    unsafe { band_input_tiles(rows, s, t0, t, v) }
 }
 
 /// rows[r][q][c] = x[c][4·ty + r − pad_top][q − pad_left] of one sample, zero outside.
@@ -359,11 +359,13 @@ unsafe fn band_input_tiles<T: Elem>(rows: &[T], s: &Conv3x3, t0: usize, t: usize
         let ti = t0 + tx;
         let mut c0 = 0;
         while c0 + LANES <= c {
-            input_tile::<T, LANES>(rows, wp, c, tx, c0, ti, t, v);
+            // SAFETY: tile ti is among the caller's.
+            unsafe { input_tile::<T, LANES>(rows, wp, c, tx, c0, ti, t, v) };
             c0 += LANES;
         }
         for ci in c0..c {
-            input_tile::<T, 1>(rows, wp, c, tx, ci, ti, t, v);
+            // SAFETY: as above.
+            unsafe { input_tile::<T, 1>(rows, wp, c, tx, ci, ti, t, v) };
         }
     }
 }
@@ -393,7 +395,8 @@ unsafe fn input_tile<T: Elem, const N: usize>(
         let d: [[T; N]; WIN] = std::array::from_fn(|j| col[j][a]);
         let r = bt6(&d);
         for (b, r) in r.iter().enumerate() {
-            v.put(((a * WIN + b) * t + ti) * c + c0, r);
+            // SAFETY: tile ti's lanes c0..c0+N of V[ξ]: the caller's alone.
+            unsafe { v.put(((a * WIN + b) * t + ti) * c + c0, r) };
         }
     }
 }
@@ -415,7 +418,8 @@ unsafe fn transform_band_output<T: Elem>(
     y: Disjoint<T>,
 ) {
     with_scratch(3, TILE * TILE * s.tw() * s.k, |rows: &mut [T]| {
-        band_output(m, s, band, t0, t, bias, relu, y, rows)
+        // SAFETY: this band's output rows are the caller's alone (this fn's contract).
+        unsafe { band_output(m, s, band, t0, t, bias, relu, y, rows) }
     })
 }
 
