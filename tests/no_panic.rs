@@ -66,7 +66,7 @@ fn config(cases: u32, seed: u64) -> Config {
 }
 
 /// Words of the language (keywords, arguments; the ops come from
-/// `dsl::ops::OP_NAMES`), numbers at the edges, shapes and punctuation:
+/// `dsl::ops::op_keywords`), numbers at the edges, shapes and punctuation:
 /// random sequences of these reach the parser's corners much more often than
 /// random bytes do.
 const VOCABULARY: &[&str] = &[
@@ -175,8 +175,8 @@ const VOCABULARY: &[&str] = &[
 fn vocabulary() -> Vec<&'static str> {
     VOCABULARY
         .iter()
-        .chain(dsl::ops::OP_NAMES.iter())
         .copied()
+        .chain(dsl::ops::op_keywords())
         .collect()
 }
 

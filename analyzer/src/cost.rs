@@ -2,7 +2,7 @@
 //! example. The rules and their sources are in docs/costs.md; every product
 //! is checked, so an overflow is reported, never wrapped.
 
-use dsl::ir::{Activation, Op, Padding, Shape, TensorKind};
+use dsl::ir::{Activation, Op, Shape, TensorKind};
 
 /// Costs of one op for one example (batch 1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,9 +26,31 @@ pub fn flops_per_element(op: &Op) -> u64 {
         // Sum of squares over the window (2*size), then scale, add k,
         // power and divide.
         Op::Lrn { size, .. } => size.saturating_mul(2).saturating_add(4),
-        Op::Act(Activation::Softmax) => 3,
-        Op::Act(_) | Op::Prelu => 1,
-        _ => 0,
+        Op::Act(a) => match a {
+            Activation::Softmax => 3,
+            Activation::Relu
+            | Activation::LeakyRelu { .. }
+            | Activation::Elu { .. }
+            | Activation::Selu
+            | Activation::Gelu
+            | Activation::Sigmoid
+            | Activation::Tanh => 1,
+        },
+        Op::Prelu => 1,
+        // Counted by their own rules in `op_cost`.
+        Op::Conv { .. }
+        | Op::Linear { .. }
+        | Op::Pool { .. }
+        | Op::GlobalAvgPool
+        | Op::AdaptiveAvgPool { .. }
+        | Op::Add => 0,
+        // No arithmetic: copies, views, joins and the input.
+        Op::Input
+        | Op::Dropout { .. }
+        | Op::Flatten
+        | Op::Identity
+        | Op::Concat
+        | Op::ZeroPad { .. } => 0,
     }
 }
 
@@ -101,7 +123,16 @@ pub fn op_cost(op: &Op, inputs: &[Shape], out: Shape) -> Option<OpCost> {
             ])?;
         }
         Op::Add => c.flops = product(&[out_elems, inputs.len().saturating_sub(1) as u64])?,
-        _ => c.flops = product(&[out_elems, flops_per_element(op)])?,
+        Op::Input
+        | Op::BatchNorm { .. }
+        | Op::Lrn { .. }
+        | Op::Dropout { .. }
+        | Op::Act(_)
+        | Op::Prelu
+        | Op::Flatten
+        | Op::Identity
+        | Op::Concat
+        | Op::ZeroPad { .. } => c.flops = product(&[out_elems, flops_per_element(op)])?,
     }
     Some(c)
 }
@@ -113,23 +144,28 @@ pub fn op_cost(op: &Op, inputs: &[Shape], out: Shape) -> Option<OpCost> {
 pub fn reuses_input(op: &Op, input_consumers: usize) -> bool {
     match op {
         Op::Flatten | Op::Identity | Op::Dropout { .. } => true,
-        Op::Act(a) => *a != Activation::Softmax && input_consumers == 1,
-        _ => false,
-    }
-}
-
-/// Padding of a conv along (h, w), with `same` resolved for stride 1.
-pub fn conv_padding(
-    padding: Padding,
-    kernel: dsl::ir::Pair,
-    dilation: dsl::ir::Pair,
-) -> (f64, f64) {
-    match padding {
-        Padding::Explicit(p) => (p.h as f64, p.w as f64),
-        Padding::Same => (
-            (dilation.h * (kernel.h - 1)) as f64 / 2.0,
-            (dilation.w * (kernel.w - 1)) as f64 / 2.0,
-        ),
+        Op::Act(a) => match a {
+            Activation::Softmax => false,
+            Activation::Relu
+            | Activation::LeakyRelu { .. }
+            | Activation::Elu { .. }
+            | Activation::Selu
+            | Activation::Gelu
+            | Activation::Sigmoid
+            | Activation::Tanh => input_consumers == 1,
+        },
+        Op::Input
+        | Op::Conv { .. }
+        | Op::Linear { .. }
+        | Op::Pool { .. }
+        | Op::GlobalAvgPool
+        | Op::AdaptiveAvgPool { .. }
+        | Op::BatchNorm { .. }
+        | Op::Lrn { .. }
+        | Op::Prelu
+        | Op::Concat
+        | Op::Add
+        | Op::ZeroPad { .. } => false,
     }
 }
 

@@ -3,8 +3,7 @@
 
 use crate::render::thousands;
 use crate::Analysis;
-use dsl::ast::Cmp;
-use dsl::ir::{ExpectValue, Expectation, Quantity, Shape};
+use dsl::ir::{Cmp, ExpectValue, Expectation, Quantity, Shape};
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]

@@ -1,10 +1,10 @@
 //! `--explain NAME`: the formulas of docs/costs.md for one op, with its
 //! numbers filled in, so every figure in the table can be checked by hand.
 
-use crate::cost::{adaptive_window_sum, conv_padding, flops_per_element};
+use crate::cost::{adaptive_window_sum, flops_per_element};
 use crate::render::{number, thousands};
 use crate::Analysis;
-use dsl::ir::{Op, Padding, Shape};
+use dsl::ir::{Op, Shape};
 use petgraph::graph::NodeIndex;
 use std::fmt::Write;
 
@@ -82,8 +82,9 @@ fn explain_op(a: &Analysis, n: NodeIndex) -> String {
             bias,
             ..
         } => {
-            let (ph, pw) = conv_padding(*padding, *kernel, *dilation);
-            if let Padding::Same = padding {
+            // `p=same` shows as such; explicit pads are equal on both sides.
+            let (ph, pw) = (padding.begin.h as f64, padding.begin.w as f64);
+            if padding.same {
                 let _ = writeln!(s, "  p=same: output size = input size (stride 1)");
             } else {
                 let _ = writeln!(
@@ -226,7 +227,15 @@ fn explain_op(a: &Analysis, n: NodeIndex) -> String {
                 thousands(layer.cost.flops)
             );
         }
-        op => {
+        op @ (Op::Input
+        | Op::Lrn { .. }
+        | Op::Dropout { .. }
+        | Op::Act(_)
+        | Op::Prelu
+        | Op::Flatten
+        | Op::Identity
+        | Op::Concat
+        | Op::ZeroPad { .. }) => {
             let per = flops_per_element(op);
             if layer.cost.params > 0 {
                 let _ = writeln!(s, "  params = C = {}", thousands(layer.cost.params));

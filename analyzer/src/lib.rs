@@ -2,6 +2,9 @@
 //! depth and peak activation memory; rows for the table; renderers; `expect`
 //! checks. Nothing here allocates a tensor.
 
+#![forbid(unsafe_code)]
+#![deny(clippy::wildcard_enum_match_arm)]
+
 pub mod cost;
 pub mod expect;
 pub mod explain;

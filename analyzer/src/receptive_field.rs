@@ -6,7 +6,6 @@
 //! `size' = size + (k_eff - 1) * jump`, `jump' = jump * s`,
 //! `start' = start + ((k_eff - 1)/2 - p) * jump`, with `k_eff = d*(k-1) + 1`.
 
-use crate::cost::conv_padding;
 use dsl::ir::{Op, Shape};
 
 /// One axis of a receptive field.
@@ -70,7 +69,10 @@ pub fn propagate(op: &Op, inputs: &[(ReceptiveField, Shape)]) -> ReceptiveField 
             dilation,
             ..
         } => {
-            let (ph, pw) = conv_padding(*padding, *kernel, *dilation);
+            // The mean of the two pads: the centre of a `same` window with
+            // an odd total padding sits half a pixel before the first one.
+            let ph = (padding.begin.h + padding.end.h) as f64 / 2.0;
+            let pw = (padding.begin.w + padding.end.w) as f64 / 2.0;
             let kh = (dilation.h * (kernel.h - 1) + 1) as f64;
             let kw = (dilation.w * (kernel.w - 1) + 1) as f64;
             ReceptiveField {
@@ -97,7 +99,10 @@ pub fn propagate(op: &Op, inputs: &[(ReceptiveField, Shape)]) -> ReceptiveField 
             }
         }
         Op::GlobalAvgPool => whole(),
-        Op::Flatten if matches!(shape, Shape::Image { .. }) => whole(),
+        Op::Flatten => match shape {
+            Shape::Image { .. } => whole(),
+            Shape::Flat(_) => rf,
+        },
         Op::ZeroPad { stride, .. } => ReceptiveField {
             h: window(rf.h, 1.0, *stride as f64, 0.0),
             w: window(rf.w, 1.0, *stride as f64, 0.0),
@@ -109,7 +114,15 @@ pub fn propagate(op: &Op, inputs: &[(ReceptiveField, Shape)]) -> ReceptiveField 
                 .map_or(rf, |x| x.0);
             widest
         }
-        _ => rf,
+        // Element-wise ops and the input see what their input sees.
+        Op::Input
+        | Op::Linear { .. }
+        | Op::BatchNorm { .. }
+        | Op::Lrn { .. }
+        | Op::Dropout { .. }
+        | Op::Act(_)
+        | Op::Prelu
+        | Op::Identity => rf,
     }
 }
 
@@ -123,7 +136,7 @@ mod tests {
             out: 1,
             kernel: Pair::square(k),
             stride: Pair::square(s),
-            padding: Padding::Explicit(Pair::square(p)),
+            padding: Padding::explicit(Pair::square(p)),
             dilation: Pair::square(1),
             groups: 1,
             bias: false,

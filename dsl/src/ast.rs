@@ -2,6 +2,9 @@
 //! Every node carries the span of its text.
 
 use crate::diagnostic::Span;
+// What `expect` and `meta` lines hold as written is what the IR keeps:
+// the types are the IR's, so the analyzer reads them without the syntax tree.
+pub use crate::ir::{Cmp, MetaValue, Tolerance};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ident {
@@ -26,16 +29,6 @@ pub struct Meta {
     pub key: Ident,
     pub value: MetaValue,
     pub span: Span,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum MetaValue {
-    Text(String),
-    /// A number; `text` as written.
-    Number {
-        value: f64,
-        text: String,
-    },
 }
 
 /// `network NAME(param = default, ...)`
@@ -226,34 +219,4 @@ pub struct Expect {
     pub value: Expr,
     pub tolerance: Option<Tolerance>,
     pub span: Span,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cmp {
-    Eq,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Approx,
-}
-
-impl Cmp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Cmp::Eq => "=",
-            Cmp::Lt => "<",
-            Cmp::Le => "<=",
-            Cmp::Gt => ">",
-            Cmp::Ge => ">=",
-            Cmp::Approx => "~",
-        }
-    }
-}
-
-/// `± 0.5%` (relative) or `± 1M` (absolute).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tolerance {
-    pub value: f64,
-    pub percent: bool,
 }

@@ -112,8 +112,8 @@ struct Elab<'a> {
     locals: Vec<(String, Value)>,
     /// The input shape of the statement being elaborated (`in.c`).
     in_shape: Option<Shape>,
-    calls: Vec<CallSite>,
-    /// `calls` as the nodes keep it.
+    /// The block calls being elaborated, innermost first: the one record of
+    /// the call stack, shared with the nodes made inside it.
     chain: CallChain,
     /// Every full name given so far. FxHash: this map takes one insert per
     /// op, and SipHash made it the largest cost of a big network.
@@ -240,7 +240,6 @@ pub fn elaborate(
         globals: Vec::new(),
         locals: Vec::new(),
         in_shape: None,
-        calls: Vec::new(),
         chain: CallChain::default(),
         names: FxHashMap::default(),
         statements: Vec::new(),
@@ -1207,13 +1206,7 @@ impl<'a> Elab<'a> {
                     "`{0}` is a block: call it as `{0}(...)` on its own line",
                     call.name.name
                 ));
-            } else if let Some(s) = crate::suggest(
-                &call.name.name,
-                crate::ops::OP_NAMES
-                    .iter()
-                    .copied()
-                    .filter(|n| crate::ops::is_op(n)),
-            ) {
+            } else if let Some(s) = crate::ops::suggest_op(&call.name.name) {
                 d = d.help(format!("did you mean `{s}`?"));
             } else {
                 d = d.help("see the table of ops in docs/language.md");
@@ -1237,51 +1230,14 @@ impl<'a> Elab<'a> {
         self.add_node(op, name, call.span, &[x])
     }
 
-    fn call(
+    /// The values of a call's arguments, evaluated in the caller's scope,
+    /// by parameter name; `false` when an argument was wrong (reported).
+    fn bind_args(
         &mut self,
+        def: &Define,
         name: &ast::Ident,
         args: &[Arg],
-        span: Span,
-        scope: String,
-        x: Flow,
-    ) -> Flow {
-        let Some(&def) = self.defines.get(name.name.as_str()) else {
-            let mut d = Diagnostic::new(format!("undefined block `{}`", name.name), name.span)
-                .label("no `define` of this name");
-            if crate::ops::is_op(&name.name) {
-                d = d.help(format!(
-                    "`{}` is an op: write its arguments without parentheses",
-                    name.name
-                ));
-            } else if let Some(s) = crate::suggest(&name.name, self.defines.keys().copied()) {
-                d = d.help(format!("did you mean `{s}`?"));
-            } else {
-                d = d.help(format!(
-                    "add `define {}(...) {{ ... }}` at the top level",
-                    name.name
-                ));
-            }
-            self.error(d);
-            return None;
-        };
-        if self.calls.iter().any(|c| c.block == name.name) {
-            let chain: Vec<&str> = self
-                .calls
-                .iter()
-                .map(|c| c.block.as_str())
-                .chain([name.name.as_str()])
-                .collect();
-            self.error(
-                Diagnostic::new(
-                    format!("recursive call of block `{}`", name.name),
-                    name.span,
-                )
-                .label(format!("calls itself: {}", chain.join(" -> ")))
-                .help("blocks cannot call themselves; use `repeat` for repetition"),
-            );
-            return None;
-        }
-        // Bind the arguments, evaluated in the caller's scope.
+    ) -> (Vec<(String, Value)>, bool) {
         let mut bound: Vec<(String, Value)> = Vec::new();
         let mut ok = true;
         let extra: Vec<Span> = args
@@ -1360,9 +1316,14 @@ impl<'a> Elab<'a> {
                 }
             }
         }
-        // Defaults, evaluated in the block's scope.
-        let saved_locals = std::mem::take(&mut self.locals);
-        self.locals = bound;
+        (bound, ok)
+    }
+
+    /// Gives the parameters no argument set their defaults, evaluated in the
+    /// block's scope (`self.locals`, holding the arguments); `false` when
+    /// one has no value (reported).
+    fn bind_defaults(&mut self, def: &Define, name: &ast::Ident) -> bool {
+        let mut ok = true;
         for p in &def.params {
             if self.locals.iter().any(|(n, _)| *n == p.name.name) {
                 continue;
@@ -1395,6 +1356,54 @@ impl<'a> Elab<'a> {
                 }
             }
         }
+        ok
+    }
+
+    fn call(
+        &mut self,
+        name: &ast::Ident,
+        args: &[Arg],
+        span: Span,
+        scope: String,
+        x: Flow,
+    ) -> Flow {
+        let Some(&def) = self.defines.get(name.name.as_str()) else {
+            let mut d = Diagnostic::new(format!("undefined block `{}`", name.name), name.span)
+                .label("no `define` of this name");
+            if crate::ops::is_op(&name.name) {
+                d = d.help(format!(
+                    "`{}` is an op: write its arguments without parentheses",
+                    name.name
+                ));
+            } else if let Some(s) = crate::suggest(&name.name, self.defines.keys().copied()) {
+                d = d.help(format!("did you mean `{s}`?"));
+            } else {
+                d = d.help(format!(
+                    "add `define {}(...) {{ ... }}` at the top level",
+                    name.name
+                ));
+            }
+            self.error(d);
+            return None;
+        };
+        if self.chain.iter().any(|c| c.block == name.name) {
+            let mut chain: Vec<&str> = self.chain.iter().map(|c| c.block.as_str()).collect();
+            chain.reverse();
+            chain.push(name.name.as_str());
+            self.error(
+                Diagnostic::new(
+                    format!("recursive call of block `{}`", name.name),
+                    name.span,
+                )
+                .label(format!("calls itself: {}", chain.join(" -> ")))
+                .help("blocks cannot call themselves; use `repeat` for repetition"),
+            );
+            return None;
+        }
+        let (bound, args_ok) = self.bind_args(def, name, args);
+        // Defaults, evaluated in the block's scope.
+        let saved_locals = std::mem::replace(&mut self.locals, bound);
+        let mut ok = self.bind_defaults(def, name) && args_ok;
         // A block that is sure to pass the op limit (calls that double at each
         // level) is refused before it is expanded.
         if ok && !self.too_large {
@@ -1431,10 +1440,8 @@ impl<'a> Elab<'a> {
                 span,
                 scope: scope.clone(),
             };
-            self.chain = self.chain.push(site.clone());
-            self.calls.push(site);
+            self.chain = self.chain.push(site);
             let y = self.body(&def.body, &mut Seq::scope(&scope), x);
-            self.calls.pop();
             self.chain = self.chain.outer();
             y
         } else {

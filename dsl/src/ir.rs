@@ -6,6 +6,7 @@
 //! operands of `concat` and `add` is kept.
 
 use crate::diagnostic::{Source, Span};
+use crate::ops::OpKind;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
@@ -76,12 +77,45 @@ impl fmt::Display for Pair {
     }
 }
 
+/// A conv's padding, before (top, left) and after (bottom, right) the input.
+/// `same` is resolved into these numbers once, when the op is built, so
+/// every concern (shape, cost, explain, lowering) reads the same pads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Padding {
-    Explicit(Pair),
-    /// PyTorch's `padding='same'` (stride 1 only): output size = input size;
-    /// an odd total padding puts the extra row/column after.
-    Same,
+pub struct Padding {
+    pub begin: Pair,
+    pub end: Pair,
+    /// Written `p=same`: kept for display and for the stride-1 check.
+    pub same: bool,
+}
+
+impl Padding {
+    /// The same padding on every side (`p=1`, `p=0x3`).
+    pub fn explicit(p: Pair) -> Padding {
+        Padding {
+            begin: p,
+            end: p,
+            same: false,
+        }
+    }
+
+    /// PyTorch's `padding='same'` (stride 1 only): output size = input size,
+    /// a total of `d*(k-1)` per axis; an odd total puts the extra row/column
+    /// after.
+    pub(crate) fn same(kernel: Pair, dilation: Pair) -> Padding {
+        let total = |k: u64, d: u64| d.saturating_mul(k.saturating_sub(1));
+        let (th, tw) = (total(kernel.h, dilation.h), total(kernel.w, dilation.w));
+        Padding {
+            begin: Pair {
+                h: th / 2,
+                w: tw / 2,
+            },
+            end: Pair {
+                h: th - th / 2,
+                w: tw - tw / 2,
+            },
+            same: true,
+        }
+    }
 }
 
 /// Weight initialisation of a conv or linear layer.
@@ -129,21 +163,6 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     Softmax,
-}
-
-impl Activation {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Activation::Relu => "relu",
-            Activation::LeakyRelu { .. } => "leaky_relu",
-            Activation::Elu { .. } => "elu",
-            Activation::Selu => "selu",
-            Activation::Gelu => "gelu",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::Softmax => "softmax",
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,39 +240,66 @@ pub enum Op {
 }
 
 impl Op {
-    /// The op's keyword in the language (`conv`, `maxpool`, ...).
+    /// The op's keyword in the language (`conv`, `maxpool`, ...), from
+    /// the one table of keywords, `ops::OPS`.
     pub fn kind(&self) -> &'static str {
+        crate::ops::keyword(self.op_kind())
+    }
+
+    /// Which row of `ops::OPS` the op is.
+    pub fn op_kind(&self) -> OpKind {
         match self {
-            Op::Input => "input",
-            Op::Conv { .. } => "conv",
-            Op::Linear { .. } => "linear",
-            Op::Pool {
-                kind: PoolKind::Max,
-                ..
-            } => "maxpool",
-            Op::Pool {
-                kind: PoolKind::Avg,
-                ..
-            } => "avgpool",
-            Op::GlobalAvgPool => "gap",
-            Op::AdaptiveAvgPool { .. } => "adaptive_avgpool",
-            Op::BatchNorm { .. } => "bn",
-            Op::Lrn { .. } => "lrn",
-            Op::Dropout { .. } => "dropout",
-            Op::Act(a) => a.name(),
-            Op::Prelu => "prelu",
-            Op::Flatten => "flatten",
-            Op::Identity => "identity",
-            Op::Concat => "concat",
-            Op::Add => "add",
-            Op::ZeroPad { .. } => "zeropad",
+            Op::Input => OpKind::Input,
+            Op::Conv { .. } => OpKind::Conv,
+            Op::Linear { .. } => OpKind::Linear,
+            Op::Pool { kind, .. } => match kind {
+                PoolKind::Max => OpKind::MaxPool,
+                PoolKind::Avg => OpKind::AvgPool,
+            },
+            Op::GlobalAvgPool => OpKind::GlobalAvgPool,
+            Op::AdaptiveAvgPool { .. } => OpKind::AdaptiveAvgPool,
+            Op::BatchNorm { .. } => OpKind::BatchNorm,
+            Op::Lrn { .. } => OpKind::Lrn,
+            Op::Dropout { .. } => OpKind::Dropout,
+            Op::Act(a) => match a {
+                Activation::Relu => OpKind::Relu,
+                Activation::LeakyRelu { .. } => OpKind::LeakyRelu,
+                Activation::Elu { .. } => OpKind::Elu,
+                Activation::Selu => OpKind::Selu,
+                Activation::Gelu => OpKind::Gelu,
+                Activation::Sigmoid => OpKind::Sigmoid,
+                Activation::Tanh => OpKind::Tanh,
+                Activation::Softmax => OpKind::Softmax,
+            },
+            Op::Prelu => OpKind::Prelu,
+            Op::Flatten => OpKind::Flatten,
+            Op::Identity => OpKind::Identity,
+            Op::Concat => OpKind::Concat,
+            Op::Add => OpKind::Add,
+            Op::ZeroPad { .. } => OpKind::ZeroPad,
         }
     }
 
     /// Whether the op has weights: conv and linear, the layers papers count
     /// in a network's depth.
     pub fn is_weight_layer(&self) -> bool {
-        matches!(self, Op::Conv { .. } | Op::Linear { .. })
+        match self {
+            Op::Conv { .. } | Op::Linear { .. } => true,
+            Op::Input
+            | Op::Pool { .. }
+            | Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::BatchNorm { .. }
+            | Op::Lrn { .. }
+            | Op::Dropout { .. }
+            | Op::Act(_)
+            | Op::Prelu
+            | Op::Flatten
+            | Op::Identity
+            | Op::Concat
+            | Op::Add
+            | Op::ZeroPad { .. } => false,
+        }
     }
 }
 
@@ -368,12 +414,43 @@ pub struct Statement {
 pub struct Expectation {
     pub train: bool,
     pub quantity: Quantity,
-    pub cmp: crate::ast::Cmp,
+    pub cmp: Cmp,
     pub value: ExpectValue,
-    pub tolerance: Option<crate::ast::Tolerance>,
+    pub tolerance: Option<Tolerance>,
     pub span: Span,
     /// The line as written, for reports.
     pub text: String,
+}
+
+/// The comparison of an `expect` line (`=`, `<`, `<=`, `>`, `>=`, `~`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Approx,
+}
+
+impl Cmp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Eq => "=",
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Ge => ">=",
+            Cmp::Approx => "~",
+        }
+    }
+}
+
+/// `± 0.5%` (relative) or `± 1M` (absolute).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tolerance {
+    pub value: f64,
+    pub percent: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -420,6 +497,17 @@ pub enum ExpectValue {
     Shape(Shape),
 }
 
+/// The value of a `meta` line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MetaValue {
+    Text(String),
+    /// A number; `text` as written.
+    Number {
+        value: f64,
+        text: String,
+    },
+}
+
 #[derive(Clone, Debug)]
 pub struct Network {
     pub name: String,
@@ -435,7 +523,7 @@ pub struct Network {
     pub statements: Vec<Statement>,
     pub expectations: Vec<Expectation>,
     /// `meta` lines, in file order.
-    pub meta: Vec<(String, crate::ast::MetaValue)>,
+    pub meta: Vec<(String, MetaValue)>,
 }
 
 impl Network {
@@ -445,8 +533,8 @@ impl Network {
             .iter()
             .find(|(k, _)| k == key)
             .and_then(|(_, v)| match v {
-                crate::ast::MetaValue::Number { value, .. } => Some(*value),
-                crate::ast::MetaValue::Text(_) => None,
+                MetaValue::Number { value, .. } => Some(*value),
+                MetaValue::Text(_) => None,
             })
     }
 
@@ -456,8 +544,8 @@ impl Network {
             .iter()
             .find(|(k, _)| k == key)
             .and_then(|(_, v)| match v {
-                crate::ast::MetaValue::Text(t) => Some(t.as_str()),
-                crate::ast::MetaValue::Number { .. } => None,
+                MetaValue::Text(t) => Some(t.as_str()),
+                MetaValue::Number { .. } => None,
             })
     }
 
@@ -567,7 +655,18 @@ impl Op {
                 f("num_batches_tracked", &[], Counter);
             }
             Op::Prelu => f("weight", &[input.channels()], Param),
-            _ => {}
+            Op::Input
+            | Op::Pool { .. }
+            | Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::Lrn { .. }
+            | Op::Dropout { .. }
+            | Op::Act(_)
+            | Op::Flatten
+            | Op::Identity
+            | Op::Concat
+            | Op::Add
+            | Op::ZeroPad { .. } => {}
         }
     }
 

@@ -4,13 +4,19 @@
 //!
 //! Entry point: [`compile`].
 
+#![forbid(unsafe_code)]
+
 pub mod ast;
 pub mod diagnostic;
 pub mod elaborate;
+// Matches over `Op` (and the enums inside it) name every variant, so a new
+// op does not compile until each concern answers for it.
+#[deny(clippy::wildcard_enum_match_arm)]
 pub mod ir;
 pub mod lexer;
 pub mod ops;
 pub mod parser;
+#[deny(clippy::wildcard_enum_match_arm)]
 pub mod shape;
 pub mod value;
 

@@ -7,31 +7,113 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::ir::{Activation, Init, Op, Padding, Pair, PoolKind};
 use crate::value::{eval, Scope, Value};
 
-/// Every op keyword of the language.
-pub const OP_NAMES: [&str; 22] = [
-    "conv",
-    "linear",
-    "fc",
-    "maxpool",
-    "avgpool",
-    "gap",
-    "adaptive_avgpool",
-    "bn",
-    "lrn",
-    "dropout",
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "selu",
-    "gelu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "flatten",
-    "identity",
-    "zeropad",
+/// What an op keyword builds: one kind per variant of `Op`, with the pooling
+/// and activation kinds apart, as the language writes them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Input,
+    Conv,
+    Linear,
+    MaxPool,
+    AvgPool,
+    GlobalAvgPool,
+    AdaptiveAvgPool,
+    BatchNorm,
+    Lrn,
+    Dropout,
+    Relu,
+    LeakyRelu,
+    Prelu,
+    Elu,
+    Selu,
+    Gelu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+    Flatten,
+    Identity,
+    Concat,
+    Add,
+    ZeroPad,
+}
+
+/// Where a keyword is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// An op of a chain: `conv 64 k=3 | relu`.
+    Chain,
+    /// Only in a residual's `project zeropad`.
+    Project,
+    /// Made by a statement, never written as an op: the `input` line,
+    /// `concat { }` and `add { }`.
+    Statement,
+}
+
+/// Every op keyword, aliases included: the one table that the parser's and
+/// the elaborator's keyword checks, `read`'s dispatch, `Op::kind` (the first
+/// row of a kind is its name) and the "did you mean" suggestions read.
+/// The order of the chain keywords is the order suggestions break ties in.
+pub const OPS: [(&str, OpKind, Syntax); 25] = [
+    ("conv", OpKind::Conv, Syntax::Chain),
+    ("linear", OpKind::Linear, Syntax::Chain),
+    ("fc", OpKind::Linear, Syntax::Chain),
+    ("maxpool", OpKind::MaxPool, Syntax::Chain),
+    ("avgpool", OpKind::AvgPool, Syntax::Chain),
+    ("gap", OpKind::GlobalAvgPool, Syntax::Chain),
+    ("adaptive_avgpool", OpKind::AdaptiveAvgPool, Syntax::Chain),
+    ("bn", OpKind::BatchNorm, Syntax::Chain),
+    ("lrn", OpKind::Lrn, Syntax::Chain),
+    ("dropout", OpKind::Dropout, Syntax::Chain),
+    ("relu", OpKind::Relu, Syntax::Chain),
+    ("leaky_relu", OpKind::LeakyRelu, Syntax::Chain),
+    ("prelu", OpKind::Prelu, Syntax::Chain),
+    ("elu", OpKind::Elu, Syntax::Chain),
+    ("selu", OpKind::Selu, Syntax::Chain),
+    ("gelu", OpKind::Gelu, Syntax::Chain),
+    ("sigmoid", OpKind::Sigmoid, Syntax::Chain),
+    ("tanh", OpKind::Tanh, Syntax::Chain),
+    ("softmax", OpKind::Softmax, Syntax::Chain),
+    ("flatten", OpKind::Flatten, Syntax::Chain),
+    ("identity", OpKind::Identity, Syntax::Chain),
+    ("zeropad", OpKind::ZeroPad, Syntax::Project),
+    ("input", OpKind::Input, Syntax::Statement),
+    ("concat", OpKind::Concat, Syntax::Statement),
+    ("add", OpKind::Add, Syntax::Statement),
 ];
+
+/// The keywords written as ops (in a chain or after `project`), in table order.
+pub fn op_keywords() -> impl Iterator<Item = &'static str> {
+    OPS.iter()
+        .filter(|(_, _, syntax)| *syntax != Syntax::Statement)
+        .map(|(name, _, _)| *name)
+}
+
+/// The keywords of chain ops, in table order: what a misspelt op is
+/// matched against.
+fn chain_keywords() -> impl Iterator<Item = &'static str> {
+    OPS.iter()
+        .filter(|(_, _, syntax)| *syntax == Syntax::Chain)
+        .map(|(name, _, _)| *name)
+}
+
+/// The kind a chain keyword builds.
+fn chain_kind(name: &str) -> Option<OpKind> {
+    OPS.iter()
+        .find(|(n, _, syntax)| *n == name && *syntax == Syntax::Chain)
+        .map(|(_, kind, _)| *kind)
+}
+
+/// The name of a kind: its first row in `OPS`.
+pub(crate) fn keyword(kind: OpKind) -> &'static str {
+    OPS.iter()
+        .find(|(_, k, _)| *k == kind)
+        .map_or("?", |(name, _, _)| *name)
+}
+
+/// The chain keyword closest to `name`, to suggest for a misspelt op.
+pub(crate) fn suggest_op(name: &str) -> Option<&'static str> {
+    crate::suggest(name, chain_keywords())
+}
 
 /// Reads an op's arguments; every argument must be claimed by the op.
 struct Args<'a> {
@@ -265,6 +347,54 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// `key=` read by `read`, or `default` when the op does not give it.
+    fn named_or<T>(
+        &mut self,
+        key: &'static str,
+        default: T,
+        read: impl FnOnce(&mut Self, Option<(Value, Span)>) -> Option<T>,
+    ) -> Option<T> {
+        let v = self.named(key);
+        if v.is_some() {
+            read(self, v)
+        } else {
+            Some(default)
+        }
+    }
+
+    /// A float `key=` that `ok` accepts, or `default`.
+    fn float_or(
+        &mut self,
+        key: &'static str,
+        default: f64,
+        what: &str,
+        ok: impl Fn(f64) -> bool,
+    ) -> Option<f64> {
+        self.named_or(key, default, |a, v| a.float(v, what, ok))
+    }
+
+    /// `bias=true|false`, true when not given.
+    fn bias(&mut self) -> Option<bool> {
+        self.named_or("bias", true, |a, v| a.boolean(v, "`true` or `false`"))
+    }
+
+    /// A pair `key=` the op cannot do without (`k=` of conv and pooling).
+    fn required_pair(
+        &mut self,
+        key: &'static str,
+        what: &str,
+        example: &str,
+        expected: &str,
+    ) -> Option<Pair> {
+        match self.named(key) {
+            None => {
+                self.missing(what, example);
+                None
+            }
+            v => self.pair(v, expected, 1),
+        }
+    }
+
     /// Reports every argument no reader claimed.
     fn finish(mut self) -> Vec<Diagnostic> {
         // The common case, every argument claimed, costs nothing more: this
@@ -365,187 +495,47 @@ pub fn build(call: &OpCall, scope: &dyn Scope) -> Result<Op, Vec<Diagnostic>> {
     }
 }
 
+/// The op of a chain keyword: one reader per kind.
+#[deny(clippy::wildcard_enum_match_arm)]
 fn read(a: &mut Args) -> Option<Op> {
-    let name = a.op().to_string();
-    let op = match name.as_str() {
-        "conv" => {
-            let out = a.positional("the number of output channels", "conv 64 k=3");
-            let out = a.count(out, "output channels", 1);
-            let k = match a.named("k") {
-                None => {
-                    a.missing("the kernel size `k`", "conv 64 k=3");
-                    None
-                }
-                v => a.pair(v, "a kernel size", 1),
-            };
-            let s = a.named("s");
-            let stride = if s.is_some() {
-                a.pair(s, "a stride", 1)
-            } else {
-                Some(Pair::square(1))
-            };
-            let padding = match a.word("p", &["same"]) {
-                Some(_) => Some(Padding::Same),
-                None if a.unknown_word("p", "a padding: a number, HxW such as 0x3, or `same`") => {
-                    None
-                }
-                None => {
-                    let p = a.named("p");
-                    if p.is_some() {
-                        a.pair(p, "a padding (or `same`)", 0).map(Padding::Explicit)
-                    } else {
-                        Some(Padding::Explicit(Pair::square(0)))
-                    }
-                }
-            };
-            let d = a.named("d");
-            let dilation = if d.is_some() {
-                a.pair(d, "a dilation", 1)
-            } else {
-                Some(Pair::square(1))
-            };
-            let g = a.named("g");
-            let groups = if g.is_some() {
-                a.count(g, "groups", 1)
-            } else {
-                Some(1)
-            };
-            let b = a.named("bias");
-            let bias = if b.is_some() {
-                a.boolean(b, "`true` or `false`")
-            } else {
-                Some(true)
-            };
-            let init = read_init(a)?;
-            Op::Conv {
-                out: out?,
-                kernel: k?,
-                stride: stride?,
-                padding: padding?,
-                dilation: dilation?,
-                groups: groups?,
-                bias: bias?,
-                init,
-            }
-        }
-        "linear" | "fc" => {
-            let out = a.positional("the number of outputs", "linear 4096");
-            let out = a.count(out, "outputs", 1);
-            let b = a.named("bias");
-            let bias = if b.is_some() {
-                a.boolean(b, "`true` or `false`")
-            } else {
-                Some(true)
-            };
-            let init = read_init(a)?;
-            Op::Linear {
-                out: out?,
-                bias: bias?,
-                init,
-            }
-        }
-        "maxpool" | "avgpool" => {
-            let kind = if name == "maxpool" {
-                PoolKind::Max
-            } else {
-                PoolKind::Avg
-            };
-            let example = format!("{name} k=2");
-            let k = match a.named("k") {
-                None => {
-                    a.missing("the window size `k`", &example);
-                    None
-                }
-                v => a.pair(v, "a window size", 1),
-            };
-            let s = a.named("s");
-            let stride = if s.is_some() {
-                a.pair(s, "a stride", 1)
-            } else {
-                k
-            };
-            let p = a.named("p");
-            let padding = if p.is_some() {
-                a.pair(p, "a padding", 0)
-            } else {
-                Some(Pair::square(0))
-            };
-            let ceil = a.flag("ceil");
-            let exclude_pad = kind == PoolKind::Avg && a.flag("exclude_pad");
-            Op::Pool {
-                kind,
-                kernel: k?,
-                stride: stride?,
-                padding: padding?,
-                ceil,
-                exclude_pad,
-            }
-        }
-        "gap" => Op::GlobalAvgPool,
-        "adaptive_avgpool" => {
+    let kind = chain_kind(a.op())?;
+    match kind {
+        OpKind::Conv => read_conv(a),
+        OpKind::Linear => read_linear(a),
+        OpKind::MaxPool => read_pool(a, PoolKind::Max),
+        OpKind::AvgPool => read_pool(a, PoolKind::Avg),
+        OpKind::GlobalAvgPool => Some(Op::GlobalAvgPool),
+        OpKind::AdaptiveAvgPool => {
             let v = a.positional("the output size", "adaptive_avgpool 7x7");
-            Op::AdaptiveAvgPool {
+            Some(Op::AdaptiveAvgPool {
                 out: a.pair(v, "an output size", 1)?,
-            }
+            })
         }
-        "bn" => {
-            let eps = a.named("eps");
-            let eps = if eps.is_some() {
-                a.float(eps, "a positive eps", |f| f > 0.0)
-            } else {
-                Some(1e-5)
-            };
-            let m = a.named("momentum");
-            let momentum = if m.is_some() {
-                a.float(m, "a momentum in [0, 1]", |f| (0.0..=1.0).contains(&f))
-            } else {
-                Some(0.1)
-            };
-            let g = a.named("gamma");
-            let gamma = if g.is_some() {
-                a.float(g, "a number", f64::is_finite)
-            } else {
-                Some(1.0)
-            };
-            Op::BatchNorm {
+        OpKind::BatchNorm => {
+            let eps = a.float_or("eps", 1e-5, "a positive eps", |f| f > 0.0);
+            let momentum = a.float_or("momentum", 0.1, "a momentum in [0, 1]", |f| {
+                (0.0..=1.0).contains(&f)
+            });
+            let gamma = a.float_or("gamma", 1.0, "a number", f64::is_finite);
+            Some(Op::BatchNorm {
                 eps: eps?,
                 momentum: momentum?,
                 gamma: gamma?,
-            }
+            })
         }
-        "lrn" => {
-            let size = a.named("size");
-            let size = if size.is_some() {
-                a.count(size, "a window size", 1)
-            } else {
-                Some(5)
-            };
-            let alpha = a.named("alpha");
-            let alpha = if alpha.is_some() {
-                a.float(alpha, "a number", f64::is_finite)
-            } else {
-                Some(1e-4)
-            };
-            let beta = a.named("beta");
-            let beta = if beta.is_some() {
-                a.float(beta, "a number", f64::is_finite)
-            } else {
-                Some(0.75)
-            };
-            let k = a.named("k");
-            let k = if k.is_some() {
-                a.float(k, "a number", f64::is_finite)
-            } else {
-                Some(2.0)
-            };
-            Op::Lrn {
+        OpKind::Lrn => {
+            let size = a.named_or("size", 5, |a, v| a.count(v, "a window size", 1));
+            let alpha = a.float_or("alpha", 1e-4, "a number", f64::is_finite);
+            let beta = a.float_or("beta", 0.75, "a number", f64::is_finite);
+            let k = a.float_or("k", 2.0, "a number", f64::is_finite);
+            Some(Op::Lrn {
                 size: size?,
                 alpha: alpha?,
                 beta: beta?,
                 k: k?,
-            }
+            })
         }
-        "dropout" => {
+        OpKind::Dropout => {
             let p = a.optional_positional();
             let p = if p.is_some() {
                 a.float(p, "a drop probability in [0, 1)", |f| {
@@ -554,38 +544,99 @@ fn read(a: &mut Args) -> Option<Op> {
             } else {
                 Some(0.5)
             };
-            Op::Dropout { p: p? }
+            Some(Op::Dropout { p: p? })
         }
-        "relu" => Op::Act(Activation::Relu),
-        "leaky_relu" => {
-            let s = a.named("a");
-            let slope = if s.is_some() {
-                a.float(s, "a number", f64::is_finite)
-            } else {
-                Some(0.01)
-            };
-            Op::Act(Activation::LeakyRelu { slope: slope? })
+        OpKind::Relu => Some(Op::Act(Activation::Relu)),
+        OpKind::LeakyRelu => {
+            let slope = a.float_or("a", 0.01, "a number", f64::is_finite);
+            Some(Op::Act(Activation::LeakyRelu { slope: slope? }))
         }
-        "elu" => {
-            let s = a.named("a");
-            let alpha = if s.is_some() {
-                a.float(s, "a number", f64::is_finite)
-            } else {
-                Some(1.0)
-            };
-            Op::Act(Activation::Elu { alpha: alpha? })
+        OpKind::Elu => {
+            let alpha = a.float_or("a", 1.0, "a number", f64::is_finite);
+            Some(Op::Act(Activation::Elu { alpha: alpha? }))
         }
-        "prelu" => Op::Prelu,
-        "selu" => Op::Act(Activation::Selu),
-        "gelu" => Op::Act(Activation::Gelu),
-        "sigmoid" => Op::Act(Activation::Sigmoid),
-        "tanh" => Op::Act(Activation::Tanh),
-        "softmax" => Op::Act(Activation::Softmax),
-        "flatten" => Op::Flatten,
-        "identity" => Op::Identity,
-        _ => return None,
+        OpKind::Prelu => Some(Op::Prelu),
+        OpKind::Selu => Some(Op::Act(Activation::Selu)),
+        OpKind::Gelu => Some(Op::Act(Activation::Gelu)),
+        OpKind::Sigmoid => Some(Op::Act(Activation::Sigmoid)),
+        OpKind::Tanh => Some(Op::Act(Activation::Tanh)),
+        OpKind::Softmax => Some(Op::Act(Activation::Softmax)),
+        OpKind::Flatten => Some(Op::Flatten),
+        OpKind::Identity => Some(Op::Identity),
+        // Made by statements, not read from a chain.
+        OpKind::Input | OpKind::Concat | OpKind::Add | OpKind::ZeroPad => None,
+    }
+}
+
+fn read_conv(a: &mut Args) -> Option<Op> {
+    let out = a.positional("the number of output channels", "conv 64 k=3");
+    let out = a.count(out, "output channels", 1);
+    let kernel = a.required_pair("k", "the kernel size `k`", "conv 64 k=3", "a kernel size");
+    let stride = a.named_or("s", Pair::square(1), |a, v| a.pair(v, "a stride", 1));
+    // `Some(None)` is `p=same`, resolved below once the kernel and the
+    // dilation are known.
+    let padding = match a.word("p", &["same"]) {
+        Some(_) => Some(None),
+        None if a.unknown_word("p", "a padding: a number, HxW such as 0x3, or `same`") => None,
+        None => a
+            .named_or("p", Pair::square(0), |a, v| {
+                a.pair(v, "a padding (or `same`)", 0)
+            })
+            .map(Some),
     };
-    Some(op)
+    let dilation = a.named_or("d", Pair::square(1), |a, v| a.pair(v, "a dilation", 1));
+    let groups = a.named_or("g", 1, |a, v| a.count(v, "groups", 1));
+    let bias = a.bias();
+    let init = read_init(a)?;
+    let (kernel, dilation) = (kernel?, dilation?);
+    Some(Op::Conv {
+        out: out?,
+        kernel,
+        stride: stride?,
+        padding: match padding? {
+            Some(p) => Padding::explicit(p),
+            None => Padding::same(kernel, dilation),
+        },
+        dilation,
+        groups: groups?,
+        bias: bias?,
+        init,
+    })
+}
+
+fn read_linear(a: &mut Args) -> Option<Op> {
+    let out = a.positional("the number of outputs", "linear 4096");
+    let out = a.count(out, "outputs", 1);
+    let bias = a.bias();
+    let init = read_init(a)?;
+    Some(Op::Linear {
+        out: out?,
+        bias: bias?,
+        init,
+    })
+}
+
+fn read_pool(a: &mut Args, kind: PoolKind) -> Option<Op> {
+    let example = format!("{} k=2", a.op());
+    let kernel = a.required_pair("k", "the window size `k`", &example, "a window size");
+    // The stride defaults to the window.
+    let s = a.named("s");
+    let stride = if s.is_some() {
+        a.pair(s, "a stride", 1)
+    } else {
+        kernel
+    };
+    let padding = a.named_or("p", Pair::square(0), |a, v| a.pair(v, "a padding", 0));
+    let ceil = a.flag("ceil");
+    let exclude_pad = kind == PoolKind::Avg && a.flag("exclude_pad");
+    Some(Op::Pool {
+        kind,
+        kernel: kernel?,
+        stride: stride?,
+        padding: padding?,
+        ceil,
+        exclude_pad,
+    })
 }
 
 fn read_init(a: &mut Args) -> Option<Init> {
@@ -622,7 +673,7 @@ fn read_init(a: &mut Args) -> Option<Init> {
     }
 }
 
-/// Whether `name` is an op keyword (and not a block).
-pub fn is_op(name: &str) -> bool {
-    OP_NAMES.contains(&name) && name != "zeropad"
+/// Whether `name` is the keyword of a chain op (and not a block).
+pub(crate) fn is_op(name: &str) -> bool {
+    chain_kind(name).is_some()
 }

@@ -4,7 +4,7 @@
 //! language's expressions can read a statement's input shape (`in.c`), so
 //! shapes must be known while the network is built. Formulas: docs/costs.md.
 
-use crate::ir::{Op, Padding, Pair, Shape};
+use crate::ir::{Op, Pair, Shape};
 
 /// Why an op does not fit its input: the headline, the text beside the caret,
 /// and what to do.
@@ -47,44 +47,68 @@ fn too_large() -> ShapeError {
 
 /// One axis of a sliding window (conv or pooling).
 #[derive(Clone, Copy, Debug)]
-pub struct Window {
-    pub k: u64,
-    pub s: u64,
-    pub pad: u64,
-    pub d: u64,
-    pub ceil: bool,
+struct Window {
+    k: u64,
+    s: u64,
+    /// Padding before and after the input.
+    pad_begin: u64,
+    pad_end: u64,
+    d: u64,
+    ceil: bool,
 }
 
 impl Window {
-    /// Output size along the axis: `floor((n + 2p - d*(k-1) - 1) / s) + 1`,
+    /// Output size along the axis: `floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1`,
     /// or with `ceil` rounded up but never starting a window in the right
     /// padding (PyTorch's rule). `None` when no window fits.
-    pub fn out(self, n: u64) -> Option<u64> {
-        let Window { k, s, pad, d, ceil } = self;
+    fn out(self, n: u64) -> Option<u64> {
+        let Window {
+            k,
+            s,
+            pad_begin,
+            pad_end,
+            d,
+            ceil,
+        } = self;
         let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
-        let padded = n.checked_add(pad.checked_mul(2)?)?;
+        let padded = n.checked_add(pad_begin)?.checked_add(pad_end)?;
         let room = padded.checked_sub(span)?;
         if s == 0 {
             return None;
         }
         let mut out = if ceil { room.div_ceil(s) } else { room / s } + 1;
-        if ceil && pad > 0 && (out - 1).checked_mul(s)? >= n + pad {
+        if ceil && pad_begin > 0 && (out - 1).checked_mul(s)? >= n + pad_begin {
             out -= 1;
         }
         Some(out)
     }
 }
 
-fn axis(op: &Op, axis: &str, n: u64, win: Window) -> Result<u64, ShapeError> {
+/// The output size of `win` over `n` along `axis`, or why there is none;
+/// `window` names the op's window in the message ("kernel", "window").
+fn axis(op: &Op, window: &str, axis: &str, n: u64, win: Window) -> Result<u64, ShapeError> {
     win.out(n).ok_or_else(|| {
-        let Window { k, pad, d, .. } = win;
-        let padded = pad.checked_mul(2).and_then(|p| n.checked_add(p));
-        let window = k.checked_sub(1).and_then(|k1| d.checked_mul(k1));
-        if padded.is_none() || window.is_none() {
+        let Window {
+            k,
+            pad_begin,
+            pad_end,
+            d,
+            ..
+        } = win;
+        let padded = pad_begin
+            .checked_add(pad_end)
+            .and_then(|p| n.checked_add(p));
+        let pads = if pad_begin == pad_end {
+            format!("2*{pad_begin}")
+        } else {
+            format!("{pad_begin} + {pad_end}")
+        };
+        let dilated = k.checked_sub(1).and_then(|k1| d.checked_mul(k1));
+        if padded.is_none() || dilated.is_none() {
             return err(
                 "shape arithmetic overflow",
                 if padded.is_none() {
-                    format!("the padded input {axis} ({n} + 2*{pad}) does not fit in 64 bits")
+                    format!("the padded input {axis} ({n} + {pads}) does not fit in 64 bits")
                 } else {
                     format!("the dilated kernel ({d}*({k} - 1) + 1) does not fit in 64 bits")
                 },
@@ -92,11 +116,6 @@ fn axis(op: &Op, axis: &str, n: u64, win: Window) -> Result<u64, ShapeError> {
             );
         }
         let span = d.saturating_mul(k.saturating_sub(1)).saturating_add(1);
-        let window = if matches!(op, Op::Pool { .. }) {
-            "window"
-        } else {
-            "kernel"
-        };
         let kernel = if d > 1 {
             format!("{window} {k} (dilated to {span})")
         } else {
@@ -105,8 +124,8 @@ fn axis(op: &Op, axis: &str, n: u64, win: Window) -> Result<u64, ShapeError> {
         err(
             format!("`{}` output {axis} is below 1", op.kind()),
             format!(
-                "{kernel} is larger than the padded input {axis} {} ({n} + 2*{pad})",
-                n.saturating_add(pad.saturating_mul(2))
+                "{kernel} is larger than the padded input {axis} {} ({n} + {pads})",
+                n.saturating_add(pad_begin).saturating_add(pad_end)
             ),
             Some("use a smaller kernel or stride, more padding, or a larger input (`--input`)"),
         )
@@ -159,44 +178,48 @@ fn infer_shape(op: &Op, inputs: &[Shape]) -> Result<Shape, ShapeError> {
                     Some("make both input and output channels multiples of `g`"),
                 ));
             }
-            let (ph, pw) = match padding {
-                Padding::Explicit(p) => (p.h, p.w),
-                Padding::Same => {
-                    if stride.h != 1 || stride.w != 1 {
-                        return Err(err(
-                            "`p=same` needs stride 1",
-                            format!("stride is {stride}"),
-                            Some("PyTorch allows padding='same' only with stride 1; give `p` explicitly"),
-                        ));
-                    }
-                    return Ok(Shape::Image { c: *out, h, w });
-                }
+            if padding.same && (stride.h != 1 || stride.w != 1) {
+                return Err(err(
+                    "`p=same` needs stride 1",
+                    format!("stride is {stride}"),
+                    Some("PyTorch allows padding='same' only with stride 1; give `p` explicitly"),
+                ));
+            }
+            let along = |begin: u64, end: u64, k: u64, s: u64, d: u64| Window {
+                k,
+                s,
+                pad_begin: begin,
+                pad_end: end,
+                d,
+                ceil: false,
             };
             Ok(Shape::Image {
                 c: *out,
                 h: axis(
                     op,
+                    "kernel",
                     "height",
                     h,
-                    Window {
-                        k: kernel.h,
-                        s: stride.h,
-                        pad: ph,
-                        d: dilation.h,
-                        ceil: false,
-                    },
+                    along(
+                        padding.begin.h,
+                        padding.end.h,
+                        kernel.h,
+                        stride.h,
+                        dilation.h,
+                    ),
                 )?,
                 w: axis(
                     op,
+                    "kernel",
                     "width",
                     w,
-                    Window {
-                        k: kernel.w,
-                        s: stride.w,
-                        pad: pw,
-                        d: dilation.w,
-                        ceil: false,
-                    },
+                    along(
+                        padding.begin.w,
+                        padding.end.w,
+                        kernel.w,
+                        stride.w,
+                        dilation.w,
+                    ),
                 )?,
             })
         }
@@ -217,31 +240,29 @@ fn infer_shape(op: &Op, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         } => {
             let (c, h, w) = image(op, one()?)?;
             check_pool_padding(*kernel, *padding)?;
+            let along = |k: u64, s: u64, pad: u64| Window {
+                k,
+                s,
+                pad_begin: pad,
+                pad_end: pad,
+                d: 1,
+                ceil: *ceil,
+            };
             Ok(Shape::Image {
                 c,
                 h: axis(
                     op,
+                    "window",
                     "height",
                     h,
-                    Window {
-                        k: kernel.h,
-                        s: stride.h,
-                        pad: padding.h,
-                        d: 1,
-                        ceil: *ceil,
-                    },
+                    along(kernel.h, stride.h, padding.h),
                 )?,
                 w: axis(
                     op,
+                    "window",
                     "width",
                     w,
-                    Window {
-                        k: kernel.w,
-                        s: stride.w,
-                        pad: padding.w,
-                        d: 1,
-                        ceil: *ceil,
-                    },
+                    along(kernel.w, stride.w, padding.w),
                 )?,
             })
         }
@@ -264,7 +285,7 @@ fn infer_shape(op: &Op, inputs: &[Shape]) -> Result<Shape, ShapeError> {
         Op::BatchNorm { .. } | Op::Dropout { .. } | Op::Act(_) | Op::Prelu | Op::Identity => one(),
         Op::Flatten => match one()? {
             s @ Shape::Image { .. } => Ok(Shape::Flat(s.elements().ok_or_else(too_large)?)),
-            s => Ok(s),
+            s @ Shape::Flat(_) => Ok(s),
         },
         Op::Concat => concat(inputs),
         Op::Add => {
@@ -369,7 +390,15 @@ mod tests {
     use super::Window;
 
     fn window_out(n: u64, k: u64, s: u64, pad: u64, d: u64, ceil: bool) -> Option<u64> {
-        Window { k, s, pad, d, ceil }.out(n)
+        Window {
+            k,
+            s,
+            pad_begin: pad,
+            pad_end: pad,
+            d,
+            ceil,
+        }
+        .out(n)
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!   running mean 0, running variance 1, counter 0.
 //! - `prelu`: 0.25 per channel (PyTorch's default).
 
+// Matches over `Op` name every variant: a new op needs its initial values.
+#![deny(clippy::wildcard_enum_match_arm)]
+
 use candle_core::{DType, Device, Tensor};
 use dsl::ir::{Init, Op, Shape, TensorKind};
 use rand::Rng;
@@ -57,31 +60,53 @@ pub fn initial_value(
     if kind == TensorKind::Counter {
         return Tensor::zeros(dims, DType::I64, device);
     }
-    let values: Vec<f64> = match (op, suffix) {
-        (Op::Conv { init, .. } | Op::Linear { init, .. }, "weight") => {
-            let (fan_in, fan_out) = fans(dims);
-            match init {
-                Init::Kaiming => uniform(n, 1.0 / fan_in.sqrt(), rng),
-                Init::KaimingNormal { fan_out: fo } => {
-                    let fan = if *fo { fan_out } else { fan_in };
-                    normal(n, (2.0 / fan).sqrt(), rng)
+    let values: Vec<f64> = match op {
+        Op::Conv { init, .. } | Op::Linear { init, .. } => match suffix {
+            "weight" => {
+                let (fan_in, fan_out) = fans(dims);
+                match init {
+                    Init::Kaiming => uniform(n, 1.0 / fan_in.sqrt(), rng),
+                    Init::KaimingNormal { fan_out: fo } => {
+                        let fan = if *fo { fan_out } else { fan_in };
+                        normal(n, (2.0 / fan).sqrt(), rng)
+                    }
+                    Init::KaimingUniform { fan_out: fo } => {
+                        let fan = if *fo { fan_out } else { fan_in };
+                        uniform(n, (6.0 / fan).sqrt(), rng)
+                    }
+                    Init::Xavier => uniform(n, (6.0 / (fan_in + fan_out)).sqrt(), rng),
+                    Init::Zeros => vec![0.0; n],
                 }
-                Init::KaimingUniform { fan_out: fo } => {
-                    let fan = if *fo { fan_out } else { fan_in };
-                    uniform(n, (6.0 / fan).sqrt(), rng)
-                }
-                Init::Xavier => uniform(n, (6.0 / (fan_in + fan_out)).sqrt(), rng),
-                Init::Zeros => vec![0.0; n],
             }
-        }
-        (Op::Conv { init, .. } | Op::Linear { init, .. }, "bias") => match init {
-            Init::Kaiming => uniform(n, 1.0 / layer_fan_in(op, input).sqrt(), rng),
+            "bias" => match init {
+                Init::Kaiming => uniform(n, 1.0 / layer_fan_in(op, input).sqrt(), rng),
+                Init::KaimingNormal { .. }
+                | Init::KaimingUniform { .. }
+                | Init::Xavier
+                | Init::Zeros => vec![0.0; n],
+            },
             _ => vec![0.0; n],
         },
-        (Op::BatchNorm { gamma, .. }, "weight") => vec![*gamma; n],
-        (Op::BatchNorm { .. }, "running_var") => vec![1.0; n],
-        (Op::Prelu, "weight") => vec![0.25; n],
-        _ => vec![0.0; n],
+        Op::BatchNorm { gamma, .. } => match suffix {
+            "weight" => vec![*gamma; n],
+            "running_var" => vec![1.0; n],
+            // bias, running_mean
+            _ => vec![0.0; n],
+        },
+        Op::Prelu => vec![0.25; n],
+        // Ops without tensors (`Op::for_each_tensor` lists none).
+        Op::Input
+        | Op::Pool { .. }
+        | Op::GlobalAvgPool
+        | Op::AdaptiveAvgPool { .. }
+        | Op::Lrn { .. }
+        | Op::Dropout { .. }
+        | Op::Act(_)
+        | Op::Flatten
+        | Op::Identity
+        | Op::Concat
+        | Op::Add
+        | Op::ZeroPad { .. } => vec![0.0; n],
     };
     Tensor::from_vec(values, dims, device)?.to_dtype(dtype)
 }
@@ -92,6 +117,21 @@ fn layer_fan_in(op: &Op, input: Shape) -> f64 {
         Op::Conv { kernel, groups, .. } => {
             (input.channels() / groups.max(1) * kernel.h * kernel.w).max(1) as f64
         }
-        _ => input.channels().max(1) as f64,
+        // Only conv and linear have a bias; the others never ask.
+        Op::Linear { .. }
+        | Op::Input
+        | Op::Pool { .. }
+        | Op::GlobalAvgPool
+        | Op::AdaptiveAvgPool { .. }
+        | Op::BatchNorm { .. }
+        | Op::Lrn { .. }
+        | Op::Dropout { .. }
+        | Op::Act(_)
+        | Op::Prelu
+        | Op::Flatten
+        | Op::Identity
+        | Op::Concat
+        | Op::Add
+        | Op::ZeroPad { .. } => input.channels().max(1) as f64,
     }
 }

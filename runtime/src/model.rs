@@ -9,7 +9,7 @@
 use crate::init::initial_value;
 use crate::kernels::{self, Conv2dGeometry, Pool2dGeometry, PoolMode};
 use candle_core::{DType, Device, Tensor, Var, D};
-use dsl::ir::{Activation, Network, Op, Padding, PoolKind, Shape, TensorKind};
+use dsl::ir::{Activation, Network, Op, PoolKind, Shape, TensorKind};
 use rand::Rng;
 
 /// Training or evaluation: BN statistics and dropout differ.
@@ -117,30 +117,69 @@ impl Fused {
                 only_reader[j] = (steps[j].readers == 1).then_some(i);
             }
         }
-        let follower = |i: usize, wanted: &dyn Fn(&Op) -> bool| {
-            only_reader[i].filter(|&j| steps[j].inputs == [i] && wanted(&steps[j].op))
+        let follower = |i: usize, wanted: FusionPart| {
+            only_reader[i]
+                .filter(|&j| steps[j].inputs == [i] && fusion_part(&steps[j].op) == Some(wanted))
         };
         steps
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                let is_relu = |op: &Op| matches!(op, Op::Act(Activation::Relu));
-                match s.op {
-                    Op::Conv { .. } => {
-                        let bn = follower(i, &|op| matches!(op, Op::BatchNorm { .. }));
-                        let relu = follower(bn.unwrap_or(i), &is_relu);
-                        (bn.is_some() || relu.is_some()).then_some(Fused::Conv(Fusion { bn, relu }))
-                    }
-                    Op::Add if s.inputs.len() == 2 => {
-                        follower(i, &is_relu).map(|relu| Fused::AddRelu { relu })
-                    }
-                    Op::BatchNorm { .. } => {
-                        follower(i, &is_relu).map(|relu| Fused::BnRelu { relu })
-                    }
-                    _ => None,
+            .map(|(i, s)| match fusion_part(&s.op)? {
+                FusionPart::Conv => {
+                    let bn = follower(i, FusionPart::BatchNorm);
+                    let relu = follower(bn.unwrap_or(i), FusionPart::Relu);
+                    (bn.is_some() || relu.is_some()).then_some(Fused::Conv(Fusion { bn, relu }))
                 }
+                FusionPart::Add if s.inputs.len() == 2 => {
+                    follower(i, FusionPart::Relu).map(|relu| Fused::AddRelu { relu })
+                }
+                FusionPart::BatchNorm => {
+                    follower(i, FusionPart::Relu).map(|relu| Fused::BnRelu { relu })
+                }
+                FusionPart::Add | FusionPart::Relu => None,
             })
             .collect()
+    }
+}
+
+/// The part an op can play in a [`Fused`] group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FusionPart {
+    Conv,
+    BatchNorm,
+    Relu,
+    Add,
+}
+
+/// Every op named, so that a new op is placed here (most play no part).
+#[deny(clippy::wildcard_enum_match_arm)]
+fn fusion_part(op: &Op) -> Option<FusionPart> {
+    match op {
+        Op::Conv { .. } => Some(FusionPart::Conv),
+        Op::BatchNorm { .. } => Some(FusionPart::BatchNorm),
+        Op::Act(a) => match a {
+            Activation::Relu => Some(FusionPart::Relu),
+            Activation::LeakyRelu { .. }
+            | Activation::Elu { .. }
+            | Activation::Selu
+            | Activation::Gelu
+            | Activation::Sigmoid
+            | Activation::Tanh
+            | Activation::Softmax => None,
+        },
+        Op::Add => Some(FusionPart::Add),
+        Op::Input
+        | Op::Linear { .. }
+        | Op::Pool { .. }
+        | Op::GlobalAvgPool
+        | Op::AdaptiveAvgPool { .. }
+        | Op::Lrn { .. }
+        | Op::Dropout { .. }
+        | Op::Prelu
+        | Op::Flatten
+        | Op::Identity
+        | Op::Concat
+        | Op::ZeroPad { .. } => None,
     }
 }
 
@@ -361,13 +400,16 @@ impl Model {
                 Fused::Conv(_) => mode == Mode::Infer,
                 Fused::AddRelu { .. } | Fused::BnRelu { .. } => true,
             });
-            let out = match (fused, &step.op) {
-                (Some(Fused::Conv(f)), _) => self.run_fused_conv(step, f, args[0]),
-                (Some(Fused::AddRelu { .. }), _) => kernels::norm::add_relu(args[0], args[1]),
-                (Some(Fused::BnRelu { .. }), &Op::BatchNorm { eps, momentum, .. }) => {
+            let out = match fused {
+                Some(Fused::Conv(f)) => self.run_fused_conv(step, f, args[0]),
+                Some(Fused::AddRelu { .. }) => kernels::norm::add_relu(args[0], args[1]),
+                Some(Fused::BnRelu { .. }) => {
+                    let Op::BatchNorm { eps, momentum, .. } = step.op else {
+                        unreachable!("a BN + ReLU fusion starts at a batch norm")
+                    };
                     self.batch_norm(step, args[0], (eps, momentum), mode, true)
                 }
-                _ => self.run_step(step, x, &args, mode, rng),
+                None => self.run_step(step, x, &args, mode, rng),
             }
             .map_err(|e| e.context(format!("in `{}` ({})", step.name, step.op.kind())))?;
             let at = match fused {
@@ -455,6 +497,7 @@ impl Model {
     }
 
     /// One op, forward. The one place that says how each op runs.
+    #[deny(clippy::wildcard_enum_match_arm)]
     fn run_step(
         &self,
         step: &Step,
@@ -708,7 +751,6 @@ const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 /// The kernel's geometry of a `conv` op.
 fn conv_geometry(op: &Op) -> Conv2dGeometry {
     let Op::Conv {
-        kernel,
         stride,
         padding,
         dilation,
@@ -718,27 +760,16 @@ fn conv_geometry(op: &Op) -> Conv2dGeometry {
     else {
         unreachable!("conv_geometry of a {}", op.kind())
     };
-    let (pb, pe) = match padding {
-        Padding::Explicit(p) => {
-            let p = [p.h as usize, p.w as usize];
-            (p, p)
-        }
-        Padding::Same => {
-            // PyTorch's 'same': the odd extra row/column goes after.
-            let th = (dilation.h * (kernel.h - 1)) as usize;
-            let tw = (dilation.w * (kernel.w - 1)) as usize;
-            ([th / 2, tw / 2], [th - th / 2, tw - tw / 2])
-        }
-    };
     Conv2dGeometry {
         stride: [stride.h as usize, stride.w as usize],
-        pad_begin: pb,
-        pad_end: pe,
+        pad_begin: [padding.begin.h as usize, padding.begin.w as usize],
+        pad_end: [padding.end.h as usize, padding.end.w as usize],
         dilation: [dilation.h as usize, dilation.w as usize],
         groups: *groups as usize,
     }
 }
 
+#[deny(clippy::wildcard_enum_match_arm)]
 pub fn activation(x: &Tensor, a: Activation) -> candle_core::Result<Tensor> {
     match a {
         Activation::Relu => kernels::norm::relu(x),
