@@ -295,7 +295,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
         None => None,
     };
     let mut config = match (&resume, &args.config) {
-        (Some(c), None) => c.meta_json::<TrainConfig>("config").map_err(fail)?,
+        (Some(c), None) => c.required(&c.meta.config, "config").map_err(fail)?.clone(),
         (_, path) => config_file(path.as_deref())?,
     };
     if let Some(v) = args.epochs {
@@ -334,8 +334,8 @@ pub fn run_train(args: &TrainArgs) -> Result<(), Failed> {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => c
             .meta
-            .get("data")
-            .cloned()
+            .data
+            .clone()
             .ok_or_else(|| fail("the checkpoint does not say its data; give --data"))?,
         (None, None) => return Err(fail("give --data SPEC")),
     };
@@ -572,8 +572,8 @@ pub fn run_predict(args: &PredictArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
     let c = checkpoint::load(&args.weights).map_err(fail)?;
     // The input and classes the weights were trained for, where known.
-    let input: Option<Vec<usize>> = c.meta_json("input").ok();
-    let classes: Option<Vec<String>> = c.meta_json("classes").ok();
+    let input: Option<Vec<usize>> = c.meta.input.clone();
+    let classes: Option<Vec<String>> = c.meta.classes.clone();
     let net = match &input {
         Some(i) if i.len() == 3 => compile_for(
             &name,
@@ -672,7 +672,7 @@ pub fn run_augment(args: &AugmentArgs) -> Result<(), Failed> {
         .collect()];
     for v in 0..args.variants {
         let mut rng = data::batch_rng(args.seed, 0, v as u64);
-        let batch = data::make_batch_with(
+        let batch = data::make_batch(
             &dataset.train,
             &indices,
             shape,

@@ -74,7 +74,7 @@ fn run(
         progress: false,
         stop_after,
     };
-    train(&job).map(|_| ())
+    train(&job).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn weights(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -581,7 +581,9 @@ fn transfer_learning_loads_replaces_the_head_and_freezes() {
         init: Some(ckpt.clone()),
         ..config()
     };
-    let e = runtime::transfer::prepare(&mut five, &wanting, false).unwrap_err();
+    let e = runtime::transfer::prepare(&mut five, &wanting, false)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("`fc.weight` has shape [10, 8] in the file, the network expects [5, 8]")
             && e.contains("replace-head"),
@@ -648,7 +650,8 @@ fn transfer_learning_loads_replaces_the_head_and_freezes() {
         },
         false,
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("no op is named `conv`"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -728,7 +731,11 @@ fn snapshot_ensembles_keep_one_snapshot_per_cycle() {
             ..config()
         }
     };
-    assert!(bad.validate().unwrap_err().contains("multiple of `cycles`"));
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("multiple of `cycles`"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -2,8 +2,8 @@
 //! `cargo run --release -p data --example timings [DATA_DIR]`.
 
 use data::{
-    batch_rng, epoch_order, load, load_with, make_batch, Augment, Cache, LoadOptions, Loader,
-    Normalization,
+    batch_rng, epoch_order, load, load_with, make_batch, Cache, LoadOptions, Loader, Normalization,
+    Pipeline, Transform,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,9 +54,8 @@ fn main() {
     let t = Instant::now();
     let norm = Normalization::of(&d.train, d.shape);
     println!("Normalization::of 50k CIFAR: {:?} {norm:?}", t.elapsed());
-    let aug = Augment {
-        crop_padding: 4,
-        flip: true,
+    let aug = Pipeline {
+        steps: vec![Transform::PadCrop { padding: 4 }, Transform::Flip],
     };
     let order = epoch_order(d.train.len(), 1, 0);
     let nb = 200;

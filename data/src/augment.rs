@@ -1,4 +1,7 @@
-//! Batching, augmentation and the deterministic randomness behind both.
+//! Batches, the fast byte path of the two simplest augmentations (padded
+//! random crop and flip, one table lookup per pixel), and the deterministic
+//! randomness behind all batching. [`crate::make_batch`] takes this path
+//! when a pipeline holds nothing else.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -6,9 +9,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::{Normalization, Split};
 
-/// Training-time augmentation.
+/// The augmentations the byte path does: a pipeline of at most a
+/// `PadCrop` followed by a `Flip` ([`crate::Pipeline::pad_crop_flip`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Augment {
+pub(crate) struct PadCropFlip {
     /// Random crop after zero padding by this many pixels on each side; 0 = off.
     pub crop_padding: usize,
     /// Horizontal flip with probability 0.5.
@@ -25,14 +29,15 @@ pub struct Batch {
 
 /// One batch as normalised f32 NCHW ((pixel/255 - mean)/std), augmented
 /// with `rng` if `augment` is Some. Per image the draws are: crop offset y,
-/// crop offset x (if padding), flip (if enabled). Panics if an index is out
-/// of range or `norm` has the wrong channel count (caller bugs).
-pub fn make_batch(
+/// crop offset x (if padding), flip (if enabled): the draws, and the bytes,
+/// of `PadCrop` then `Flip` in a pipeline. Panics if an index is out of
+/// range or `norm` has the wrong channel count (caller bugs).
+pub(crate) fn make_batch_bytes(
     split: &Split,
     indices: &[usize],
     shape: [usize; 3],
     norm: &Normalization,
-    augment: Option<&Augment>,
+    augment: Option<&PadCropFlip>,
     rng: &mut impl Rng,
 ) -> Batch {
     let [c, h, w] = shape;
@@ -182,7 +187,7 @@ mod tests {
             mean: vec![0.5],
             std: vec![0.25],
         };
-        let b = make_batch(&split, &[0, 0], shape, &norm, None, &mut NoDraw);
+        let b = make_batch_bytes(&split, &[0, 0], shape, &norm, None, &mut NoDraw);
         assert_eq!(b.len, 2);
         assert_eq!(b.labels, vec![7, 7]);
         assert_eq!(b.images.len(), 24);
@@ -197,14 +202,14 @@ mod tests {
     fn flip_is_a_mirror() {
         let (split, shape) = tiny();
         let norm = Normalization::identity(1);
-        let aug = Augment {
+        let aug = PadCropFlip {
             crop_padding: 0,
             flip: true,
         };
         let mut seen_flip = false;
         let mut seen_plain = false;
         for s in 0..32 {
-            let b = make_batch(
+            let b = make_batch_bytes(
                 &split,
                 &[0],
                 shape,
@@ -230,13 +235,13 @@ mod tests {
     fn crops_seen(pad: usize) -> Vec<Vec<u8>> {
         let (split, shape) = tiny();
         let norm = Normalization::identity(1);
-        let aug = Augment {
+        let aug = PadCropFlip {
             crop_padding: pad,
             flip: false,
         };
         let mut out = Vec::new();
         for s in 0..200 {
-            let b = make_batch(
+            let b = make_batch_bytes(
                 &split,
                 &[0],
                 shape,
@@ -274,14 +279,14 @@ mod tests {
             mean: vec![0.4],
             std: vec![0.2],
         };
-        let aug = Augment {
+        let aug = PadCropFlip {
             crop_padding: 3,
             flip: true,
         };
         let zero = (0.0 - 0.4) / 0.2;
         let mut hits = 0;
         for s in 0..50 {
-            let b = make_batch(
+            let b = make_batch_bytes(
                 &split,
                 &[0],
                 shape,
@@ -314,13 +319,13 @@ mod tests {
         // is a subset of the original and that all 18 variants can appear.
         let (split, shape) = tiny();
         let norm = Normalization::identity(1);
-        let aug = Augment {
+        let aug = PadCropFlip {
             crop_padding: 1,
             flip: true,
         };
         let mut seen = Vec::new();
         for s in 0..600 {
-            let b = make_batch(
+            let b = make_batch_bytes(
                 &split,
                 &[0],
                 shape,
@@ -345,13 +350,13 @@ mod tests {
     fn same_seed_same_batch_different_epoch_differs() {
         let d = crate::load("synthetic:64").unwrap();
         let norm = Normalization::of(&d.train, d.shape);
-        let aug = Augment {
+        let aug = PadCropFlip {
             crop_padding: 4,
             flip: true,
         };
         let idx: Vec<usize> = (0..32).collect();
         let mk = |e, b| {
-            make_batch(
+            make_batch_bytes(
                 &d.train,
                 &idx,
                 d.shape,

@@ -21,7 +21,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::augment::Augment;
 use crate::mix::BatchMix;
 use crate::pca::Pca;
 use crate::pipeline::{Pipeline, Transform};
@@ -29,10 +28,10 @@ use crate::pipeline::{Pipeline, Transform};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
-    /// Horizontal flip with probability 0.5 (as [`Augment::flip`]).
+    /// Horizontal flip with probability 0.5.
     pub flip: bool,
-    /// Zero-pad each side by this many pixels, then crop back at random
-    /// (as [`Augment::crop_padding`]); 0 is off.
+    /// Zero-pad each side by this many pixels, then crop back at random;
+    /// 0 is off.
     pub crop_padding: usize,
     pub random_resized_crop: Option<RandomResizedCropConfig>,
     pub scale_jitter: Option<ScaleJitterConfig>,
@@ -162,21 +161,14 @@ impl AugmentConfig {
         Ok(())
     }
 
-    /// The old two-field augmentation this config's crop_padding and flip mean.
-    pub fn basic(&self) -> Augment {
-        Augment {
-            crop_padding: self.crop_padding,
-            flip: self.flip,
-        }
-    }
-
     /// Whether [`AugmentConfig::pipeline`] needs the training split's [`Pca`].
     pub fn needs_pca(&self) -> bool {
         self.pca_lighting.is_some()
     }
 
     /// The per-image pipeline (see the module docs for the order). With
-    /// only crop_padding and flip set it equals `Pipeline::from(self.basic())`.
+    /// only crop_padding and flip set it is `PadCrop` then `Flip`, which
+    /// [`crate::make_batch`] runs on its byte path.
     /// Panics if pca_lighting is set and `pca` is None: compute it with
     /// [`Pca::of`] on the training split when [`AugmentConfig::needs_pca`].
     pub fn pipeline(&self, pca: Option<&Pca>) -> Pipeline {
@@ -193,7 +185,14 @@ impl AugmentConfig {
                 max: s.max,
             });
         }
-        steps.extend(Pipeline::from(self.basic()).steps);
+        if self.crop_padding > 0 {
+            steps.push(Transform::PadCrop {
+                padding: self.crop_padding,
+            });
+        }
+        if self.flip {
+            steps.push(Transform::Flip);
+        }
         if let Some(r) = &self.randaugment {
             steps.push(Transform::RandAugment { n: r.n, m: r.m });
         }
@@ -325,7 +324,12 @@ mod tests {
         assert_eq!(c.random_resized_crop.unwrap().scale, [0.08, 1.0]);
         assert_eq!(c.randaugment, Some(RandAugmentConfig { n: 2, m: 9 }));
         let c: AugmentConfig = serde_yaml::from_str("flip: true\ncrop_padding: 4\n").unwrap();
-        assert_eq!(c.pipeline(None), Pipeline::from(c.basic()));
+        assert_eq!(
+            c.pipeline(None),
+            Pipeline {
+                steps: vec![Transform::PadCrop { padding: 4 }, Transform::Flip]
+            }
+        );
         assert_eq!(c.batch_mix(), None);
         let empty: AugmentConfig = serde_yaml::from_str("{}").unwrap();
         assert!(empty.pipeline(None).is_empty());

@@ -2,6 +2,8 @@
 //! augmentation and batching. Pure Rust over bytes; the runtime turns
 //! batches into tensors.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,7 @@ mod stats;
 mod subset;
 mod synthetic;
 
-pub use augment::{batch_rng, epoch_order, make_batch, mix_rng, Augment, Batch};
+pub use augment::{batch_rng, epoch_order, mix_rng, Batch};
 pub use augment_config::{
     AugmentConfig, ColorJitterConfig, RandAugmentConfig, RandomResizedCropConfig, ScaleJitterConfig,
 };
@@ -32,8 +34,8 @@ pub use mix::{cutmix, cutmix_box, mixup, BatchMix, MixedBatch};
 pub use ops::Image;
 pub use pca::{pca_lighting, symmetric_eigen3, Pca};
 pub use pipeline::{
-    color_jitter, cutout, make_batch_with, rand_augment, rrc_params, scale_jitter, Pipeline,
-    RandOp, Transform,
+    color_jitter, cutout, make_batch, rand_augment, rrc_params, scale_jitter, Pipeline, RandOp,
+    Transform,
 };
 pub use stats::Normalization;
 pub use subset::Subset;

@@ -5,15 +5,9 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::augment::{batch_rng, epoch_order, make_batch, Augment, Batch};
-use crate::pipeline::{make_batch_with, Pipeline};
+use crate::augment::{batch_rng, epoch_order, Batch};
+use crate::pipeline::{make_batch, Pipeline};
 use crate::{Normalization, Split};
-
-/// How workers augment: the original two-field [`Augment`] or a [`Pipeline`].
-enum Augmentation {
-    Basic(Option<Augment>),
-    Pipeline(Option<Pipeline>),
-}
 
 /// Batches buffered per worker; with two workers about four are in flight.
 const PER_WORKER_CAPACITY: usize = 2;
@@ -36,71 +30,15 @@ pub struct Loader {
 }
 
 impl Loader {
-    /// `start_batch` resumes mid-epoch: batches before it are skipped
-    /// without being made.
+    /// Batch `b` is [`make_batch`] of the epoch's `b`-th slice of indices
+    /// with `pipeline` and [`batch_rng`]`(seed, epoch, b)`. `start_batch`
+    /// resumes mid-epoch: batches before it are skipped without being made.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         split: Arc<Split>,
         shape: [usize; 3],
         norm: Normalization,
-        augment: Option<Augment>,
-        batch_size: usize,
-        shuffle: bool,
-        drop_last: bool,
-        seed: u64,
-        epoch: u64,
-        start_batch: usize,
-    ) -> Loader {
-        Self::spawn(
-            split,
-            shape,
-            norm,
-            Augmentation::Basic(augment),
-            batch_size,
-            shuffle,
-            drop_last,
-            seed,
-            epoch,
-            start_batch,
-        )
-    }
-
-    /// [`Loader::new`] with a [`Pipeline`] instead of an [`Augment`]: each
-    /// batch is [`make_batch_with`] of the same indices and RNG, so
-    /// `Some(Pipeline::from(augment))` yields exactly `new`'s batches.
-    #[allow(clippy::too_many_arguments)]
-    pub fn with_pipeline(
-        split: Arc<Split>,
-        shape: [usize; 3],
-        norm: Normalization,
         pipeline: Option<Pipeline>,
-        batch_size: usize,
-        shuffle: bool,
-        drop_last: bool,
-        seed: u64,
-        epoch: u64,
-        start_batch: usize,
-    ) -> Loader {
-        Self::spawn(
-            split,
-            shape,
-            norm,
-            Augmentation::Pipeline(pipeline),
-            batch_size,
-            shuffle,
-            drop_last,
-            seed,
-            epoch,
-            start_batch,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn spawn(
-        split: Arc<Split>,
-        shape: [usize; 3],
-        norm: Normalization,
-        augment: Augmentation,
         batch_size: usize,
         shuffle: bool,
         drop_last: bool,
@@ -123,16 +61,16 @@ impl Loader {
             .min((end - start).max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let norm = Arc::new(norm);
-        let augment = Arc::new(augment);
+        let pipeline = Arc::new(pipeline);
         let mut receivers = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for k in 0..workers {
             let (tx, rx) = sync_channel(PER_WORKER_CAPACITY);
-            let (split, order, norm, augment, stop) = (
+            let (split, order, norm, pipeline, stop) = (
                 split.clone(),
                 order.clone(),
                 norm.clone(),
-                augment.clone(),
+                pipeline.clone(),
                 stop.clone(),
             );
             let handle = std::thread::Builder::new()
@@ -143,24 +81,14 @@ impl Loader {
                         let lo = b * batch_size;
                         let hi = (lo + batch_size).min(n);
                         let mut rng = batch_rng(seed, epoch, b as u64);
-                        let batch = match augment.as_ref() {
-                            Augmentation::Basic(a) => make_batch(
-                                &split,
-                                &order[lo..hi],
-                                shape,
-                                &norm,
-                                a.as_ref(),
-                                &mut rng,
-                            ),
-                            Augmentation::Pipeline(p) => make_batch_with(
-                                &split,
-                                &order[lo..hi],
-                                shape,
-                                &norm,
-                                p.as_ref(),
-                                &mut rng,
-                            ),
-                        };
+                        let batch = make_batch(
+                            &split,
+                            &order[lo..hi],
+                            shape,
+                            &norm,
+                            Option::as_ref(&pipeline),
+                            &mut rng,
+                        );
                         // The receiver is gone: the loader was dropped.
                         if tx.send(batch).is_err() {
                             return;
@@ -256,10 +184,12 @@ mod tests {
         (Arc::new(d.train), d.shape, norm)
     }
 
-    fn aug() -> Option<Augment> {
-        Some(Augment {
-            crop_padding: 4,
-            flip: true,
+    fn aug() -> Option<Pipeline> {
+        Some(Pipeline {
+            steps: vec![
+                crate::Transform::PadCrop { padding: 4 },
+                crate::Transform::Flip,
+            ],
         })
     }
 
@@ -314,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn pipeline_loader_matches_basic_and_make_batch_with() {
+    fn loader_batches_match_the_float_path_and_make_batch() {
         let (split, shape, norm) = setup(53);
         let basic: Vec<Batch> = Loader::new(
             split.clone(),
@@ -329,19 +259,20 @@ mod tests {
             0,
         )
         .collect();
-        let piped: Vec<Batch> = Loader::with_pipeline(
-            split.clone(),
-            shape,
-            norm.clone(),
-            aug().map(Pipeline::from),
-            8,
-            true,
-            false,
-            4,
-            1,
-            0,
-        )
-        .collect();
+        let order = epoch_order(split.len(), 4, 1);
+        let piped: Vec<Batch> = (0..num_batches(split.len(), 8, false))
+            .map(|b| {
+                let hi = ((b + 1) * 8).min(split.len());
+                crate::pipeline::make_batch_float(
+                    &split,
+                    &order[b * 8..hi],
+                    shape,
+                    &norm,
+                    aug().as_ref().unwrap(),
+                    &mut batch_rng(4, 1, b as u64),
+                )
+            })
+            .collect();
         assert_eq!(piped, basic);
         let rich = Pipeline {
             steps: vec![
@@ -350,7 +281,7 @@ mod tests {
             ],
         };
         let order = epoch_order(split.len(), 4, 1);
-        let got: Vec<Batch> = Loader::with_pipeline(
+        let got: Vec<Batch> = Loader::new(
             split.clone(),
             shape,
             norm.clone(),
@@ -367,7 +298,7 @@ mod tests {
         for (k, b) in got.iter().enumerate() {
             let bi = k + 2;
             let hi = ((bi + 1) * 8).min(53);
-            let want = make_batch_with(
+            let want = make_batch(
                 &split,
                 &order[bi * 8..hi],
                 shape,

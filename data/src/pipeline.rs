@@ -1,10 +1,11 @@
 //! Per-image augmentation pipelines: a list of seeded random transforms,
-//! applied in order, each drawing only from the RNG it is given.
+//! applied in order, each drawing only from the RNG it is given; and
+//! [`make_batch`], the one way to turn a split's images into a batch.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use crate::augment::{make_batch, Augment, Batch};
+use crate::augment::{make_batch_bytes, Batch, PadCropFlip};
 use crate::ops::{self, Image};
 use crate::pca::{pca_lighting, Pca};
 use crate::{Normalization, Split};
@@ -13,10 +14,10 @@ use crate::{Normalization, Split};
 /// pixels with 0 and keep the image's size.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Transform {
-    /// Horizontal flip with probability 0.5 (one draw), as [`Augment::flip`].
+    /// Horizontal flip with probability 0.5 (one draw).
     Flip,
     /// Zero padding by `padding` on each side, then a random crop back to
-    /// HxW (draws y then x offset), as [`Augment::crop_padding`]; 0 draws nothing.
+    /// HxW (draws y then x offset); 0 draws nothing.
     PadCrop { padding: usize },
     /// torchvision's RandomResizedCrop back to the image's HxW: area
     /// fraction from `scale`, aspect ratio log-uniform in `ratio`; up to 10
@@ -43,7 +44,7 @@ pub enum Transform {
     RandAugment { n: usize, m: usize },
     /// Cutout: one `size` x `size` square at a uniformly random centre,
     /// clipped at the border, set to the cutout fill (0 after
-    /// normalisation in [`make_batch_with`], as DeVries and Taylor).
+    /// normalisation in [`make_batch`], as DeVries and Taylor).
     Cutout { size: usize },
 }
 
@@ -53,25 +54,25 @@ pub struct Pipeline {
     pub steps: Vec<Transform>,
 }
 
-impl From<Augment> for Pipeline {
-    /// The same draws as [`make_batch`] makes with this `Augment`.
-    fn from(a: Augment) -> Pipeline {
-        let mut steps = Vec::new();
-        if a.crop_padding > 0 {
-            steps.push(Transform::PadCrop {
-                padding: a.crop_padding,
-            });
-        }
-        if a.flip {
-            steps.push(Transform::Flip);
-        }
-        Pipeline { steps }
-    }
-}
-
 impl Pipeline {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// The pipeline as the byte path's settings, when it is at most a
+    /// `PadCrop` then a `Flip` (the draws the byte path makes, in its order).
+    pub(crate) fn pad_crop_flip(&self) -> Option<PadCropFlip> {
+        let mut fast = PadCropFlip::default();
+        let mut rest = self.steps.as_slice();
+        if let [Transform::PadCrop { padding }, tail @ ..] = rest {
+            fast.crop_padding = *padding;
+            rest = tail;
+        }
+        if let [Transform::Flip, tail @ ..] = rest {
+            fast.flip = true;
+            rest = tail;
+        }
+        rest.is_empty().then_some(fast)
     }
 
     /// Applies every step; Cutout fills with pixel value 0.
@@ -365,13 +366,13 @@ pub fn rand_augment<R: Rng + ?Sized>(img: &Image, n: usize, m: usize, rng: &mut 
     out
 }
 
-/// [`make_batch`] with a [`Pipeline`]: each image goes through the
-/// pipeline on the pixel scale, then is normalised as make_batch does.
-/// Cutout fills with the channel mean (0 after normalisation). With
-/// `None`, exactly make_batch without augmentation; with
-/// `Pipeline::from(augment)`, exactly make_batch's output with `augment`
-/// for the same RNG. Panics if a step changes the image's shape.
-pub fn make_batch_with(
+/// One batch as normalised f32 NCHW ((pixel/255 - mean)/std), each image
+/// through `pipeline` with `rng` (none: as stored, nothing drawn). Cutout
+/// fills with the channel mean (0 after normalisation). A pipeline of at
+/// most a padded crop then a flip takes the byte path, which gives the same
+/// draws and the same values. Panics if an index is out of range, `norm`
+/// has the wrong channel count or a step changes the image's shape.
+pub fn make_batch(
     split: &Split,
     indices: &[usize],
     shape: [usize; 3],
@@ -379,9 +380,24 @@ pub fn make_batch_with(
     pipeline: Option<&Pipeline>,
     rng: &mut impl Rng,
 ) -> Batch {
-    let Some(pipeline) = pipeline else {
-        return make_batch(split, indices, shape, norm, None, rng);
-    };
+    match pipeline {
+        None => make_batch_bytes(split, indices, shape, norm, None, rng),
+        Some(p) => match p.pad_crop_flip() {
+            Some(fast) => make_batch_bytes(split, indices, shape, norm, Some(&fast), rng),
+            None => make_batch_float(split, indices, shape, norm, p, rng),
+        },
+    }
+}
+
+/// [`make_batch`] through the transforms on float images.
+pub(crate) fn make_batch_float(
+    split: &Split,
+    indices: &[usize],
+    shape: [usize; 3],
+    norm: &Normalization,
+    pipeline: &Pipeline,
+    rng: &mut impl Rng,
+) -> Batch {
     let [c, h, w] = shape;
     assert_eq!(
         norm.mean.len(),
@@ -517,18 +533,26 @@ mod tests {
     }
 
     #[test]
-    fn pipeline_from_augment_matches_make_batch() {
+    fn the_byte_path_matches_the_float_path() {
         let d = crate::load("synthetic:40").unwrap();
         let norm = Normalization::of(&d.train, d.shape);
         let idx: Vec<usize> = (0..d.train.len()).rev().collect();
         for (pad, flip) in [(0, false), (0, true), (4, false), (4, true), (1, true)] {
-            let aug = Augment {
+            let aug = PadCropFlip {
                 crop_padding: pad,
                 flip,
             };
-            let p = Pipeline::from(aug.clone());
+            let mut steps = Vec::new();
+            if pad > 0 {
+                steps.push(Transform::PadCrop { padding: pad });
+            }
+            if flip {
+                steps.push(Transform::Flip);
+            }
+            let p = Pipeline { steps };
+            assert_eq!(p.pad_crop_flip(), Some(aug.clone()));
             for s in 0..3 {
-                let want = make_batch(
+                let want = make_batch_bytes(
                     &d.train,
                     &idx,
                     d.shape,
@@ -536,7 +560,10 @@ mod tests {
                     Some(&aug),
                     &mut batch_rng(s, 1, 2),
                 );
-                let got = make_batch_with(
+                let got =
+                    make_batch_float(&d.train, &idx, d.shape, &norm, &p, &mut batch_rng(s, 1, 2));
+                assert_eq!(got, want, "pad {pad} flip {flip} seed {s}");
+                let public = make_batch(
                     &d.train,
                     &idx,
                     d.shape,
@@ -544,20 +571,29 @@ mod tests {
                     Some(&p),
                     &mut batch_rng(s, 1, 2),
                 );
-                assert_eq!(got, want, "pad {pad} flip {flip} seed {s}");
+                assert_eq!(public, want, "pad {pad} flip {flip} seed {s}");
             }
         }
-        let want = make_batch(&d.train, &idx, d.shape, &norm, None, &mut NoDraw);
+        let want = make_batch_bytes(&d.train, &idx, d.shape, &norm, None, &mut NoDraw);
         assert_eq!(
-            make_batch_with(&d.train, &idx, d.shape, &norm, None, &mut NoDraw),
+            make_batch(&d.train, &idx, d.shape, &norm, None, &mut NoDraw),
             want
         );
         // An empty pipeline draws nothing and changes nothing.
         let empty = Pipeline::default();
         assert_eq!(
-            make_batch_with(&d.train, &idx, d.shape, &norm, Some(&empty), &mut NoDraw),
+            make_batch_float(&d.train, &idx, d.shape, &norm, &empty, &mut NoDraw),
             want
         );
+        assert_eq!(
+            make_batch(&d.train, &idx, d.shape, &norm, Some(&empty), &mut NoDraw),
+            want
+        );
+        // A flip before the crop draws in another order: not the byte path.
+        let flipped_first = Pipeline {
+            steps: vec![Transform::Flip, Transform::PadCrop { padding: 2 }],
+        };
+        assert_eq!(flipped_first.pad_crop_flip(), None);
     }
 
     #[test]
@@ -843,7 +879,7 @@ mod tests {
         let p = Pipeline {
             steps: vec![Transform::Cutout { size: 4 }],
         };
-        let b = make_batch_with(&split, &[0], [3, 8, 8], &norm, Some(&p), &mut rng(2));
+        let b = make_batch(&split, &[0], [3, 8, 8], &norm, Some(&p), &mut rng(2));
         let near_zero = b.images.iter().filter(|v| v.abs() < 1e-5).count();
         assert!(near_zero >= 3 && near_zero % 3 == 0, "{near_zero}");
     }
@@ -862,7 +898,7 @@ mod tests {
             }],
         };
         let plain = make_batch(&split, &[0, 1], [3, 4, 4], &norm, None, &mut NoDraw);
-        let lit = make_batch_with(&split, &[0, 1], [3, 4, 4], &norm, Some(&p), &mut rng(4));
+        let lit = make_batch(&split, &[0, 1], [3, 4, 4], &norm, Some(&p), &mut rng(4));
         // Per image and channel, one constant offset.
         for img in 0..2 {
             for ch in 0..3 {

@@ -8,34 +8,139 @@
 //! a temporary name, flushed, then renamed over it, so a crash never leaves
 //! a half-written checkpoint in place of the last good one.
 
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The metadata key that marks a file as a cnncost checkpoint.
+/// The metadata value that marks a file as a cnncost checkpoint.
 pub const FORMAT: &str = "cnncost-checkpoint-1";
 
 /// A loaded weights file: its tensors and, for our own checkpoints, metadata.
 pub struct Checkpoint {
     pub path: PathBuf,
     pub tensors: HashMap<String, Tensor>,
-    /// Empty for a plain state dict from elsewhere.
-    pub meta: BTreeMap<String, String>,
+    /// Every field `None` for a plain state dict from elsewhere.
+    pub meta: CheckpointMeta,
+}
+
+/// What a checkpoint's header says besides its tensors. On disk each field
+/// is one key of the safetensors `__metadata__` string map (`format`,
+/// `network`, `source_hash` and `data` as plain text, the others as JSON),
+/// so files written before this type existed read back the same. A field
+/// is `None` when the file lacks its key.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointMeta {
+    /// [`FORMAT`] for our checkpoints.
+    pub format: Option<String>,
+    /// The network's name.
+    pub network: Option<String>,
+    /// [`source_hash`] of the network source it was trained from.
+    pub source_hash: Option<String>,
+    /// Epochs done.
+    pub epoch: Option<u64>,
+    /// Training steps done.
+    pub step: Option<u64>,
+    /// The optimiser's own step count (its bias corrections).
+    pub optimizer_steps: Option<u64>,
+    pub seed: Option<u64>,
+    /// The normalisation statistics the weights were trained with.
+    pub mean: Option<Vec<f32>>,
+    pub std: Option<Vec<f32>>,
+    pub classes: Option<Vec<String>>,
+    /// C, H, W of one input image.
+    pub input: Option<Vec<usize>>,
+    /// The dataset spec (`cifar10:DIR`).
+    pub data: Option<String>,
+    pub config: Option<TrainConfig>,
+}
+
+impl CheckpointMeta {
+    /// The header's string map: one key per present field.
+    fn to_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        let mut text = |key: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                m.insert(key.to_string(), v.clone());
+            }
+        };
+        text("format", &self.format);
+        text("network", &self.network);
+        text("source_hash", &self.source_hash);
+        text("data", &self.data);
+        put_json(&mut m, "epoch", &self.epoch);
+        put_json(&mut m, "step", &self.step);
+        put_json(&mut m, "optimizer_steps", &self.optimizer_steps);
+        put_json(&mut m, "seed", &self.seed);
+        put_json(&mut m, "mean", &self.mean);
+        put_json(&mut m, "std", &self.std);
+        put_json(&mut m, "classes", &self.classes);
+        put_json(&mut m, "input", &self.input);
+        put_json(&mut m, "config", &self.config);
+        m
+    }
+
+    /// Reads the header's string map; a key that is there but does not
+    /// parse is an error naming it.
+    fn from_map(path: &Path, m: &BTreeMap<String, String>) -> Result<CheckpointMeta> {
+        let text = |key: &str| m.get(key).cloned();
+        Ok(CheckpointMeta {
+            format: text("format"),
+            network: text("network"),
+            source_hash: text("source_hash"),
+            data: text("data"),
+            epoch: parse_json(path, m, "epoch")?,
+            step: parse_json(path, m, "step")?,
+            optimizer_steps: parse_json(path, m, "optimizer_steps")?,
+            seed: parse_json(path, m, "seed")?,
+            mean: parse_json(path, m, "mean")?,
+            std: parse_json(path, m, "std")?,
+            classes: parse_json(path, m, "classes")?,
+            input: parse_json(path, m, "input")?,
+            config: parse_json(path, m, "config")?,
+        })
+    }
+}
+
+/// `v` as JSON under `key`, if present.
+fn put_json<T: Serialize>(m: &mut BTreeMap<String, String>, key: &str, v: &Option<T>) {
+    if let Some(v) = v {
+        m.insert(
+            key.to_string(),
+            serde_json::to_string(v).unwrap_or_default(),
+        );
+    }
+}
+
+/// The JSON value under `key`, if the map has it.
+fn parse_json<T: DeserializeOwned>(
+    path: &Path,
+    m: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<T>> {
+    m.get(key)
+        .map(|text| {
+            serde_json::from_str(text)
+                .map_err(|e| Error::checkpoint(path, format!("`{key}` is malformed ({e})")))
+        })
+        .transpose()
 }
 
 impl Checkpoint {
     pub fn is_ours(&self) -> bool {
-        self.meta.get("format").map(String::as_str) == Some(FORMAT)
+        self.meta.format.as_deref() == Some(FORMAT)
     }
-    /// A metadata value parsed as JSON into `T`.
-    pub fn meta_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T, String> {
-        let text = self
-            .meta
-            .get(key)
-            .ok_or_else(|| format!("{}: the checkpoint has no `{key}`", self.path.display()))?;
-        serde_json::from_str(text)
-            .map_err(|e| format!("{}: `{key}` is malformed ({e})", self.path.display()))
+
+    /// A metadata field the caller cannot do without: an error naming the
+    /// file and `key` when it is missing.
+    pub fn required<'a, T>(&self, field: &'a Option<T>, key: &str) -> Result<&'a T> {
+        field
+            .as_ref()
+            .ok_or_else(|| Error::checkpoint(&self.path, format!("the checkpoint has no `{key}`")))
     }
 }
 
@@ -51,11 +156,7 @@ pub fn source_hash(text: &str) -> String {
 }
 
 /// Writes `tensors` and `meta` to `path` atomically.
-pub fn save(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-    meta: &BTreeMap<String, String>,
-) -> Result<(), String> {
+pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &CheckpointMeta) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
@@ -63,11 +164,11 @@ pub fn save(
         .unwrap_or("checkpoint");
     let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
     let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    let meta: HashMap<String, String> = meta.clone().into_iter().collect();
+    let meta: HashMap<String, String> = meta.to_map().into_iter().collect();
     let bytes = safetensors::tensor::serialize(views, Some(meta))
-        .map_err(|e| format!("{}: cannot serialise the checkpoint: {e}", path.display()))?;
+        .map_err(|e| Error::checkpoint(path, format!("cannot serialise the checkpoint: {e}")))?;
     let bytes = with_sorted_metadata(bytes)
-        .map_err(|e| format!("{}: cannot serialise the checkpoint: {e}", path.display()))?;
+        .map_err(|e| Error::checkpoint(path, format!("cannot serialise the checkpoint: {e}")))?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -76,14 +177,14 @@ pub fn save(
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        format!("{}: cannot write the checkpoint: {e}", path.display())
+        Error::io(path, "cannot write the checkpoint")(e)
     })
 }
 
 /// The same file with its `__metadata__` keys in sorted order: safetensors
 /// writes them in a `HashMap`'s random order, and one seed must give one
 /// checkpoint, byte for byte.
-fn with_sorted_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+fn with_sorted_metadata(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short header")?) as usize;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
@@ -111,34 +212,34 @@ fn with_sorted_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
 /// Reads a weights file: our checkpoints and plain state dicts in
 /// safetensors, or PyTorch `.pth`/`.pt` pickles (as candle reads them).
 /// A directory means its `checkpoint.safetensors`.
-pub fn load(path: &Path) -> Result<Checkpoint, String> {
+pub fn load(path: &Path) -> Result<Checkpoint> {
     let path = if path.is_dir() {
         path.join("checkpoint.safetensors")
     } else {
         path.to_path_buf()
     };
-    let shown = path.display().to_string();
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if ext == "pth" || ext == "pt" || ext == "bin" {
         let tensors = candle_core::pickle::read_all(&path)
-            .map_err(|e| format!("{shown}: cannot read as a PyTorch file: {e}"))?;
+            .map_err(|e| Error::checkpoint(&path, format!("cannot read as a PyTorch file: {e}")))?;
         return Ok(Checkpoint {
             path,
             tensors: tensors.into_iter().collect(),
-            meta: BTreeMap::new(),
+            meta: CheckpointMeta::default(),
         });
     }
-    let bytes = std::fs::read(&path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    let bytes = std::fs::read(&path).map_err(Error::io(&path, "cannot read"))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-        format!("{shown}: not a safetensors file, or a damaged one ({e}); give a checkpoint written by `cnncost train`, a safetensors state dict, or a `.pth` file")
+        Error::checkpoint(&path, format!("not a safetensors file, or a damaged one ({e}); give a checkpoint written by `cnncost train`, a safetensors state dict, or a `.pth` file"))
     })?;
     let meta: BTreeMap<String, String> = header
         .metadata()
         .clone()
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
+    let meta = CheckpointMeta::from_map(&path, &meta)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-        .map_err(|e| format!("{shown}: damaged tensor data ({e})"))?;
+        .map_err(|e| Error::checkpoint(&path, format!("damaged tensor data ({e})")))?;
     Ok(Checkpoint {
         path,
         tensors,
@@ -156,13 +257,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.safetensors");
         let t = Tensor::new(&[1f32, 2., 3.], &Device::Cpu).unwrap();
-        let mut meta = BTreeMap::new();
-        meta.insert("format".to_string(), FORMAT.to_string());
-        meta.insert("epoch".to_string(), "3".to_string());
+        let meta = CheckpointMeta {
+            format: Some(FORMAT.to_string()),
+            epoch: Some(3),
+            ..CheckpointMeta::default()
+        };
         save(&path, &[("fc.bias".to_string(), t)], &meta).unwrap();
         let c = load(&path).unwrap();
         assert!(c.is_ours());
-        assert_eq!(c.meta_json::<u64>("epoch").unwrap(), 3);
+        assert_eq!(c.meta.epoch, Some(3));
+        assert_eq!(c.meta, meta);
         assert_eq!(
             c.tensors["fc.bias"].to_vec1::<f32>().unwrap(),
             vec![1., 2., 3.]
@@ -176,10 +280,10 @@ mod tests {
         // A damaged file is an error that names it, not a panic.
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        let e = load(&path).err().unwrap();
+        let e = load(&path).err().unwrap().to_string();
         assert!(e.contains("c.safetensors"), "{e}");
         std::fs::write(&path, b"garbage").unwrap();
-        let e = load(&path).err().unwrap();
+        let e = load(&path).err().unwrap().to_string();
         assert!(e.contains("not a safetensors file"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

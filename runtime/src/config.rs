@@ -2,6 +2,7 @@
 //! command line's flags over it. Unknown keys are errors, so a typo cannot
 //! silently leave a default in place.
 
+use crate::error::{Error, Result};
 use crate::optim::{OptimizerKind, OptimizerSettings};
 use crate::schedule::{Schedule, ScheduleKind};
 pub use data::AugmentConfig;
@@ -123,9 +124,11 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Reads a YAML file; errors name the file and, from serde_yaml, the
     /// line and column.
-    pub fn from_yaml(name: &str, text: &str) -> Result<TrainConfig, String> {
-        let c: TrainConfig = serde_yaml::from_str(text).map_err(|e| format!("{name}: {e}"))?;
-        c.validate().map_err(|e| format!("{name}: {e}"))?;
+    pub fn from_yaml(name: &str, text: &str) -> Result<TrainConfig> {
+        let c: TrainConfig =
+            serde_yaml::from_str(text).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        c.validate()
+            .map_err(|e| Error::Config(format!("{name}: {e}")))?;
         Ok(c)
     }
 
@@ -145,7 +148,7 @@ impl TrainConfig {
     }
 
     /// Settings that make no sense, said before a run starts.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
         let mut problems = Vec::new();
         if self.epochs == 0 {
             problems.push("`epochs` must be at least 1".to_string());
@@ -218,7 +221,7 @@ impl TrainConfig {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(Error::Config(problems.join("; ")))
         }
     }
 
@@ -233,21 +236,8 @@ impl TrainConfig {
         }
     }
 
-    pub fn schedule(&self) -> Schedule {
-        Schedule {
-            kind: self.schedule,
-            lr: self.lr(),
-            gamma: self.gamma,
-            step_size: self.step_size,
-            milestones: self.milestones.clone(),
-            min_lr: self.min_lr,
-            pct_start: self.pct_start,
-            div_factor: self.div_factor,
-            final_div_factor: self.final_div_factor,
-            warmup_epochs: self.warmup_epochs,
-            cycles: self.cycles,
-            cycle_momentum: self.cycle_momentum,
-        }
+    pub fn schedule(&self) -> Schedule<'_> {
+        Schedule::new(self)
     }
 }
 
@@ -280,12 +270,18 @@ mod tests {
 
     #[test]
     fn a_misspelt_key_is_an_error_with_its_place() {
-        let e = TrainConfig::from_yaml("t.yaml", "epochs: 3\nlearning_rate: 0.1\n").unwrap_err();
+        let e = TrainConfig::from_yaml("t.yaml", "epochs: 3\nlearning_rate: 0.1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `learning_rate`"), "{e}");
         assert!(e.contains("t.yaml") && e.contains("line 2"), "{e}");
-        let e = TrainConfig::from_yaml("t.yaml", "optimizer: sgdd\n").unwrap_err();
+        let e = TrainConfig::from_yaml("t.yaml", "optimizer: sgdd\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sgdd"), "{e}");
-        let e = TrainConfig::from_yaml("t.yaml", "lr: -1\n").unwrap_err();
+        let e = TrainConfig::from_yaml("t.yaml", "lr: -1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`lr` must be a positive number"), "{e}");
     }
 }

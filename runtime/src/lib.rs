@@ -5,13 +5,15 @@
 //! starting values and `kernels`' custom ops; `loss`, `optim` and
 //! `schedule` make a training step; `train` runs epochs over `data`'s
 //! loaders, writing `checkpoint`s; `evaluate` scores a split or an image;
-//! `config` is the YAML of training settings.
+//! `config` is the YAML of training settings; `error` is the one error
+//! type of them all.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod checkpoint;
 pub mod config;
 pub mod ema;
+pub mod error;
 pub mod evaluate;
 pub mod init;
 pub mod kernels;
@@ -22,3 +24,5 @@ pub mod sanity;
 pub mod schedule;
 pub mod train;
 pub mod transfer;
+
+pub use error::Error;

@@ -6,6 +6,7 @@
 //! kernels (`crate::kernels`) where candle lacks an op or gets its gradient
 //! wrong.
 
+use crate::error::Error;
 use crate::init::initial_value;
 use crate::kernels::{self, Conv2dGeometry, Pool2dGeometry, PoolMode};
 use candle_core::{DType, Device, Tensor, Var, D};
@@ -60,6 +61,34 @@ struct Step {
     readers: usize,
     /// Frozen: weights read detached, BN on its running statistics.
     frozen: bool,
+    /// A batch norm's tensors by role.
+    bn: Option<BnTensors>,
+}
+
+/// Indices into `Model::tensors` of a batch norm's weights and buffers,
+/// found by their state-dict suffixes rather than their position.
+#[derive(Clone, Copy, Debug)]
+struct BnTensors {
+    weight: usize,
+    bias: usize,
+    running_mean: usize,
+    running_var: usize,
+    num_batches_tracked: usize,
+}
+
+impl BnTensors {
+    /// The roles of `(suffix, tensor index)` pairs; None unless all five
+    /// are there.
+    fn of(named: &[(&str, usize)]) -> Option<BnTensors> {
+        let find = |want: &str| named.iter().find(|(s, _)| *s == want).map(|&(_, i)| i);
+        Some(BnTensors {
+            weight: find("weight")?,
+            bias: find("bias")?,
+            running_mean: find("running_mean")?,
+            running_var: find("running_var")?,
+            num_batches_tracked: find("num_batches_tracked")?,
+        })
+    }
 }
 
 /// A network lowered to candle: steps in execution order and the tensors
@@ -183,19 +212,8 @@ fn fusion_part(op: &Op) -> Option<FusionPart> {
     }
 }
 
-/// Why a network cannot be lowered.
-#[derive(Debug)]
-pub struct LowerError(pub String);
-
-impl std::fmt::Display for LowerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for LowerError {}
-
-fn usize_of(v: u64, what: &str) -> Result<usize, LowerError> {
-    usize::try_from(v).map_err(|_| LowerError(format!("{what} {v} does not fit in memory")))
+fn usize_of(v: u64, what: &str) -> Result<usize, Error> {
+    usize::try_from(v).map_err(|_| Error::Lower(format!("{what} {v} does not fit in memory")))
 }
 
 impl Model {
@@ -206,11 +224,11 @@ impl Model {
         device: &Device,
         dtype: DType,
         rng: &mut impl Rng,
-    ) -> Result<Model, LowerError> {
+    ) -> Result<Model, Error> {
         if !device.is_cpu() {
             // Said here, before any work, rather than as a failure deep in
             // the first forward pass.
-            return Err(LowerError(
+            return Err(Error::Lower(
                 "the runtime's own kernels (conv, pooling, batch norm, ReLU) run on the CPU only so far; use --device cpu".into(),
             ));
         }
@@ -220,7 +238,7 @@ impl Model {
                 usize_of(h, "input height")?,
                 usize_of(w, "input width")?,
             ],
-            Shape::Flat(_) => return Err(LowerError("the input must be an image".into())),
+            Shape::Flat(_) => return Err(Error::Lower("the input must be an image".into())),
         };
         let mut index_of = vec![usize::MAX; net.graph.node_count()];
         let mut steps: Vec<Step> = Vec::with_capacity(net.graph.node_count());
@@ -237,6 +255,7 @@ impl Model {
                 steps[i].readers += 1;
             }
             let mut own = Vec::new();
+            let mut suffixes = Vec::new();
             if let Some(shape) = input_shape {
                 let mut specs = Vec::new();
                 n.op.for_each_tensor(shape, |suffix, dims, kind| {
@@ -249,9 +268,10 @@ impl Model {
                         .collect::<Result<_, _>>()?;
                     let value =
                         initial_value(&n.op, shape, (suffix, &dims, kind), (device, dtype), rng)
-                            .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
+                            .map_err(|e| Error::Lower(format!("{}.{suffix}: {e}", n.name)))?;
                     let var = Var::from_tensor(&value)
-                        .map_err(|e| LowerError(format!("{}.{suffix}: {e}", n.name)))?;
+                        .map_err(|e| Error::Lower(format!("{}.{suffix}: {e}", n.name)))?;
+                    suffixes.push((suffix, tensors.len()));
                     own.push(tensors.len());
                     tensors.push(NamedTensor {
                         name: format!("{}.{suffix}", n.name),
@@ -270,6 +290,10 @@ impl Model {
                 tensors: own,
                 readers: 0,
                 frozen: false,
+                bn: match n.op {
+                    Op::BatchNorm { .. } => BnTensors::of(&suffixes),
+                    _ => None,
+                },
             });
         }
         let main = index_of[net.output.index()];
@@ -320,7 +344,7 @@ impl Model {
     pub fn load_weights(
         &self,
         source: &std::collections::HashMap<String, Tensor>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, Error> {
         self.load_weights_except(source, &[])
     }
 
@@ -330,36 +354,36 @@ impl Model {
         &self,
         source: &std::collections::HashMap<String, Tensor>,
         skip: &[String],
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, Error> {
         for t in self.tensors.iter().filter(|t| !skip.contains(&t.name)) {
             let Some(value) = source.get(&t.name) else {
                 if t.kind == TensorKind::Counter {
                     continue;
                 }
-                return Err(format!(
+                return Err(Error::Weights(format!(
                     "`{}` is missing (the network expects shape {:?})",
                     t.name,
                     t.var.dims()
-                ));
+                )));
             };
             // A 0-d tensor and a 1-element one are the same counter.
             if value.dims() != t.var.dims() && !(value.elem_count() == 1 && t.var.elem_count() == 1)
             {
-                return Err(format!(
+                return Err(Error::Weights(format!(
                     "`{}` has shape {:?} in the file, the network expects {:?}",
                     t.name,
                     value.dims(),
                     t.var.dims()
-                ));
+                )));
             }
             let value = value
                 .to_device(&self.device)
                 .and_then(|v| v.to_dtype(t.var.dtype()))
                 .and_then(|v| v.reshape(t.var.dims()))
-                .map_err(|e| format!("`{}`: {e}", t.name))?;
+                .map_err(|e| Error::Weights(format!("`{}`: {e}", t.name)))?;
             t.var
                 .set(&value)
-                .map_err(|e| format!("`{}`: {e}", t.name))?;
+                .map_err(|e| Error::Weights(format!("`{}`: {e}", t.name)))?;
         }
         let mut unused: Vec<String> = source
             .keys()
@@ -447,7 +471,12 @@ impl Model {
     /// A weight of the step, tracked for gradients unless inferring or
     /// frozen.
     fn param(&self, step: &Step, k: usize, mode: Mode) -> Tensor {
-        let var = &self.tensors[step.tensors[k]].var;
+        self.param_at(step, step.tensors[k], mode)
+    }
+
+    /// `param` by the tensor's index in `Model::tensors`.
+    fn param_at(&self, step: &Step, index: usize, mode: Mode) -> Tensor {
+        let var = &self.tensors[index].var;
         match mode {
             _ if step.frozen => var.as_detached_tensor(),
             Mode::Infer => var.as_detached_tensor(),
@@ -622,8 +651,14 @@ impl Model {
             let Op::BatchNorm { eps, .. } = bn.op else {
                 unreachable!("a fusion's bn is a batch norm")
             };
-            let t = |k: usize| self.tensors[bn.tensors[k]].var.as_detached_tensor();
-            let (gamma, beta, mean, var) = (t(0), t(1), t(2), t(3));
+            let roles = bn.bn.expect("a batch norm step has its tensors by role");
+            let t = |k: usize| self.tensors[k].var.as_detached_tensor();
+            let (gamma, beta, mean, var) = (
+                t(roles.weight),
+                t(roles.bias),
+                t(roles.running_mean),
+                t(roles.running_var),
+            );
             let scale = (gamma / (var + eps)?.sqrt()?)?;
             w = w.broadcast_mul(&scale.reshape((out as usize, 1, 1, 1))?)?;
             b = ((b - mean)? * &scale)?.add(&beta)?;
@@ -646,11 +681,16 @@ impl Model {
         let c = v.dim(1)?;
         let mut bshape = vec![1usize; v.rank()];
         bshape[1] = c;
-        let weight = self.param(step, 0, mode).reshape(bshape.clone())?;
-        let bias = self.param(step, 1, mode).reshape(bshape.clone())?;
-        let running_mean = &self.tensors[step.tensors[2]].var;
-        let running_var = &self.tensors[step.tensors[3]].var;
-        let counter = &self.tensors[step.tensors[4]].var;
+        let roles = step.bn.expect("a batch norm step has its tensors by role");
+        let weight = self
+            .param_at(step, roles.weight, mode)
+            .reshape(bshape.clone())?;
+        let bias = self
+            .param_at(step, roles.bias, mode)
+            .reshape(bshape.clone())?;
+        let running_mean = &self.tensors[roles.running_mean].var;
+        let running_var = &self.tensors[roles.running_var].var;
+        let counter = &self.tensors[roles.num_batches_tracked].var;
         // A frozen BN stays in evaluation mode while the rest trains.
         let mode = if step.frozen && mode == Mode::Train {
             Mode::Eval
@@ -675,8 +715,8 @@ impl Model {
             Mode::Train => {
                 let (y, stats) = kernels::norm::batch_norm_train(
                     v,
-                    &self.param(step, 0, mode),
-                    &self.param(step, 1, mode),
+                    &self.param_at(step, roles.weight, mode),
+                    &self.param_at(step, roles.bias, mode),
                     eps,
                     relu,
                 )?;

@@ -8,6 +8,7 @@
 //!   (decoupled, Loshchilov and Hutter). Both: m, v with bias correction,
 //!   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), as PyTorch.
 
+use crate::error::Error;
 use crate::model::Model;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -169,7 +170,7 @@ impl Optimizer {
         model: &Model,
         tensors: &HashMap<String, Tensor>,
         steps: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         self.steps = steps;
         self.state.clear();
         let names = state_names(self.settings.kind);
@@ -183,14 +184,15 @@ impl Optimizer {
             }
             let mut state = Vec::new();
             for (t, n) in found.into_iter().zip(names) {
-                let t = t.ok_or_else(|| format!("optim.{}.{n} is missing", p.name))?;
+                let t =
+                    t.ok_or_else(|| Error::Weights(format!("optim.{}.{n} is missing", p.name)))?;
                 if t.dims() != p.var.dims() {
-                    return Err(format!(
+                    return Err(Error::Weights(format!(
                         "optim.{}.{n} has shape {:?}, the parameter has {:?}",
                         p.name,
                         t.dims(),
                         p.var.dims()
-                    ));
+                    )));
                 }
                 state.push(t.clone());
             }

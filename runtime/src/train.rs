@@ -3,25 +3,31 @@
 //! test split after each epoch, `metrics.jsonl`, and an atomic checkpoint
 //! per epoch.
 //!
+//! A [`Trainer`] holds one run's state; its parts are the run's phases:
+//! starting or resuming (`Trainer::new`), a step per batch, the end of an
+//! epoch (evaluation, checkpoint, log lines) and the progress display.
+//!
 //! Every random draw comes from a seed: data order from (seed, epoch),
 //! augmentation from (seed, epoch, batch), dropout from (seed, step). So a
 //! run resumed from an epoch's checkpoint replays exactly what the
 //! uninterrupted run did next, and two runs with one seed write identical
 //! checkpoints.
 
-use crate::checkpoint::{self, Checkpoint, FORMAT};
+use crate::checkpoint::{self, Checkpoint, CheckpointMeta, FORMAT};
 use crate::config::TrainConfig;
+use crate::ema::Ema;
+use crate::error::{Error, Result};
 use crate::evaluate::{evaluate, images_tensor};
 use crate::loss::{correct_top1_topk, mixed_training_loss, scalar, training_loss};
-use crate::model::{Mode, Model};
-use crate::optim::Optimizer;
+use crate::model::{Mode, Model, Outputs};
+use crate::optim::{Optimizer, OptimizerKind};
+use crate::schedule::Schedule;
 use candle_core::Tensor;
-use data::{Dataset, Loader, Normalization, Pca};
+use data::{Batch, BatchMix, Dataset, Loader, MixedBatch, Normalization, Pca, Pipeline, Split};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,98 +103,437 @@ fn clip(grads: Vec<Option<Tensor>>, max: f64) -> candle_core::Result<Vec<Option<
         .collect()
 }
 
-fn err(context: &str) -> impl Fn(candle_core::Error) -> String + '_ {
-    move |e| format!("{context}: {e}")
-}
-
-/// The metadata of a checkpoint after `epoch` epochs and `step` steps.
-fn metadata(
-    job: &TrainJob,
-    norm: &Normalization,
-    epoch: u64,
-    step: u64,
-    optimizer_steps: u64,
-) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert("format".into(), FORMAT.into());
-    m.insert("network".into(), job.model.name.clone());
-    m.insert("source_hash".into(), checkpoint::source_hash(job.source));
-    m.insert("epoch".into(), epoch.to_string());
-    m.insert("step".into(), step.to_string());
-    m.insert("optimizer_steps".into(), optimizer_steps.to_string());
-    m.insert("seed".into(), job.config.seed.to_string());
-    m.insert("mean".into(), json(&norm.mean));
-    m.insert("std".into(), json(&norm.std));
-    m.insert("classes".into(), json(&job.dataset.classes));
-    m.insert("input".into(), json(&job.model.input.to_vec()));
-    m.insert("data".into(), job.dataset.source.clone());
-    m.insert("config".into(), json(&job.config));
-    m
-}
-
-fn json<T: Serialize + ?Sized>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 /// Normalisation statistics stored in a checkpoint.
-pub fn checkpoint_normalization(c: &Checkpoint) -> Result<Normalization, String> {
+pub fn checkpoint_normalization(c: &Checkpoint) -> Result<Normalization> {
     Ok(Normalization {
-        mean: c.meta_json("mean")?,
-        std: c.meta_json("std")?,
+        mean: c.required(&c.meta.mean, "mean")?.clone(),
+        std: c.required(&c.meta.std, "std")?.clone(),
     })
 }
 
 /// Trains `job.model` in place. Returns the metrics of the epochs run.
-pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
-    let model = job.model;
-    let config = &job.config;
-    config.validate()?;
-    std::fs::create_dir_all(&job.out).map_err(|e| {
-        format!(
-            "{}: cannot create the run directory: {e}",
-            job.out.display()
-        )
-    })?;
-    let ckpt_path = job.out.join(CHECKPOINT);
-    let metrics_path = job.out.join(METRICS);
-    let train_split = Arc::new(job.dataset.train.clone());
-    let test_split = Arc::new(job.dataset.test.clone());
-    if train_split.is_empty() {
-        return Err(format!(
-            "{}: the training split is empty",
-            job.dataset.source
-        ));
-    }
-    let mut optimizer = Optimizer::new(config.optimizer_settings());
-    let (norm, first_epoch, mut step) = match &job.resume {
-        None => (Normalization::of(&train_split, job.dataset.shape), 0, 0),
-        Some(c) => {
-            let hash = c.meta.get("source_hash").cloned().unwrap_or_default();
-            if hash != checkpoint::source_hash(job.source) {
-                return Err(format!(
-                    "{}: the checkpoint was trained from another network source (its hash {hash} is not this file's); resume with the same .net file and --set values",
-                    c.path.display()
-                ));
-            }
-            model
-                .load_weights(&c.tensors)
-                .map_err(|e| format!("{}: {e}", c.path.display()))?;
-            let epoch: u64 = c.meta_json("epoch")?;
-            let step: u64 = c.meta_json("step")?;
-            optimizer
-                .load_state(model, &c.tensors, c.meta_json("optimizer_steps")?)
-                .map_err(|e| format!("{}: {e}", c.path.display()))?;
-            (checkpoint_normalization(c)?, epoch, step)
+pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>> {
+    Trainer::new(job)?.run()
+}
+
+/// Where a run starts: the normalisation, and the epochs and steps done.
+struct Start {
+    norm: Normalization,
+    epoch: u64,
+    step: u64,
+}
+
+/// One epoch's running totals.
+struct EpochTally {
+    loss_sum: f64,
+    /// Hits; fractional on mixed batches.
+    correct: f64,
+    seen: usize,
+    /// The epoch's lines of `losses.csv`.
+    losses: String,
+    /// The rate of the last step.
+    lr: f64,
+    /// Seconds in forward, backward and step.
+    train_time: f64,
+}
+
+/// One training run: the job, what was derived from its settings and data,
+/// and the state that moves with each step.
+pub struct Trainer<'a> {
+    job: &'a TrainJob<'a>,
+    config: &'a TrainConfig,
+    schedule: Schedule<'a>,
+    train_split: Arc<Split>,
+    test_split: Arc<Split>,
+    norm: Normalization,
+    pipeline: Option<Pipeline>,
+    batch_mix: Option<BatchMix>,
+    optimizer: Optimizer,
+    ema: Option<Ema>,
+    per_epoch: u64,
+    /// Steps of the whole run.
+    total: u64,
+    /// Epochs done before this invocation (a resumed run's checkpoint).
+    first_epoch: u64,
+    /// Steps done so far.
+    step: u64,
+    progress: Progress,
+}
+
+impl<'a> Trainer<'a> {
+    /// Prepares a run: checks the settings, creates the run directory,
+    /// resumes from `job.resume` if given, and trims the logs to the
+    /// epochs that the starting point holds.
+    pub fn new(job: &'a TrainJob<'a>) -> Result<Trainer<'a>> {
+        let config = &job.config;
+        config.validate()?;
+        std::fs::create_dir_all(&job.out)
+            .map_err(Error::io(&job.out, "cannot create the run directory"))?;
+        let train_split = Arc::new(job.dataset.train.clone());
+        let test_split = Arc::new(job.dataset.test.clone());
+        if train_split.is_empty() {
+            return Err(Error::Data(format!(
+                "{}: the training split is empty",
+                job.dataset.source
+            )));
         }
-    };
-    // Keep the metrics of the epochs the checkpoint holds, drop any later
-    // (an interrupted run's) lines.
+        let mut optimizer = Optimizer::new(config.optimizer_settings());
+        let start = match &job.resume {
+            None => Start {
+                norm: Normalization::of(&train_split, job.dataset.shape),
+                epoch: 0,
+                step: 0,
+            },
+            Some(c) => resume(job, c, &mut optimizer)?,
+        };
+        trim_logs(&job.out, start.epoch, start.step)?;
+        // PCA lighting needs the training split's colour covariance; it is a
+        // function of the data, so a resumed run recomputes the same one.
+        let pca = if config.augment.needs_pca() {
+            Some(Pca::of(&train_split, job.dataset.shape).ok_or_else(|| {
+                Error::Data(format!(
+                    "{}: PCA lighting needs RGB training images",
+                    job.dataset.source
+                ))
+            })?)
+        } else {
+            None
+        };
+        let pipeline = config.augment.pipeline(pca.as_ref());
+        let per_epoch = data::num_batches(train_split.len(), config.batch_size, false) as u64;
+        let ema = match config.ema {
+            Some(decay) => {
+                let mut e = Ema::new(job.model, decay).map_err(Error::tensor("ema"))?;
+                if let Some(c) = &job.resume {
+                    e.load(job.model, &c.tensors)
+                        .map_err(Error::tensor("ema"))?;
+                }
+                Some(e)
+            }
+            None => None,
+        };
+        Ok(Trainer {
+            job,
+            config,
+            schedule: config.schedule(),
+            train_split,
+            test_split,
+            norm: start.norm,
+            pipeline: (!pipeline.is_empty()).then_some(pipeline),
+            batch_mix: config.augment.batch_mix(),
+            optimizer,
+            ema,
+            per_epoch,
+            total: per_epoch * config.epochs,
+            first_epoch: start.epoch,
+            step: start.step,
+            progress: Progress {
+                on: job.progress,
+                epochs: config.epochs,
+                per_epoch,
+            },
+        })
+    }
+
+    /// Runs the remaining epochs (up to `job.stop_after` of them).
+    pub fn run(mut self) -> Result<Vec<EpochMetrics>> {
+        let last_epoch = match self.job.stop_after {
+            Some(n) => (self.first_epoch + n).min(self.config.epochs),
+            None => self.config.epochs,
+        };
+        let mut all = Vec::new();
+        for epoch in self.first_epoch..last_epoch {
+            all.push(self.run_epoch(epoch)?);
+        }
+        Ok(all)
+    }
+
+    /// One epoch over the shuffled, augmented training split, then its end.
+    fn run_epoch(&mut self, epoch: u64) -> Result<EpochMetrics> {
+        let started = Instant::now();
+        let loader = Loader::new(
+            self.train_split.clone(),
+            self.job.dataset.shape,
+            self.norm.clone(),
+            self.pipeline.clone(),
+            self.config.batch_size,
+            true,
+            false,
+            self.config.seed,
+            epoch,
+            0,
+        );
+        let bar = self.progress.bar(epoch);
+        let mut tally = EpochTally {
+            loss_sum: 0.0,
+            correct: 0.0,
+            seen: 0,
+            losses: String::new(),
+            lr: self.schedule.lr_at(self.step, self.per_epoch, self.total),
+            train_time: 0.0,
+        };
+        for (b, batch) in loader.enumerate() {
+            let t0 = Instant::now();
+            match self.train_step(epoch, b as u64, &batch, &mut tally) {
+                Err(e @ Error::Diverged(_)) => {
+                    bar.abandon();
+                    return Err(e);
+                }
+                result => result?,
+            }
+            tally.train_time += t0.elapsed().as_secs_f64();
+            self.progress
+                .step(&bar, epoch, self.step - epoch * self.per_epoch, &tally);
+        }
+        bar.finish_and_clear();
+        self.end_epoch(epoch, &tally, started)
+    }
+
+    /// One optimiser step on `batch`, the `b`-th of `epoch`.
+    fn train_step(
+        &mut self,
+        epoch: u64,
+        b: u64,
+        batch: &Batch,
+        tally: &mut EpochTally,
+    ) -> Result<()> {
+        let (model, config, step) = (self.job.model, self.config, self.step);
+        let lr = self.schedule.lr_at(step, self.per_epoch, self.total);
+        tally.lr = lr;
+        let mixed = self.batch_mix.as_ref().map(|m| {
+            m.apply(
+                batch,
+                self.job.dataset.shape,
+                &mut data::mix_rng(config.seed, epoch, b),
+            )
+        });
+        let images = match &mixed {
+            Some(m) => m.images.clone(),
+            None => batch.images.clone(),
+        };
+        let x = images_tensor(model, images, batch.len).map_err(Error::tensor("batch"))?;
+        let out = model
+            .forward(&x, Mode::Train, &mut step_rng(config.seed, step))
+            .map_err(Error::tensor("forward"))?;
+        let loss = self.loss(&out, batch, mixed.as_ref())?;
+        let loss_value = scalar(&loss).map_err(Error::tensor("loss"))?;
+        if !loss_value.is_finite() {
+            return Err(self.diverged(loss_value, epoch, lr));
+        }
+        let grads = loss.backward().map_err(Error::tensor("backward"))?;
+        let mut g: Vec<Option<Tensor>> = model
+            .params()
+            .map(|p| grads.get(p.var.as_tensor()).cloned())
+            .collect();
+        drop(grads);
+        if let Some(max) = config.clip_grad_norm {
+            g = clip(g, max).map_err(Error::tensor("clipping"))?;
+        }
+        if let Some(m) = self.schedule.momentum_at(step, self.total) {
+            match self.optimizer.settings.kind {
+                OptimizerKind::Sgd => self.optimizer.settings.momentum = m,
+                _ => self.optimizer.settings.betas.0 = m,
+            }
+        }
+        self.optimizer
+            .step(model, &g, lr)
+            .map_err(Error::tensor("optimizer"))?;
+        if let Some(e) = self.ema.as_mut() {
+            e.update(model).map_err(Error::tensor("ema"))?;
+        }
+        // On a mixed batch, accuracy is the lambda-weighted hit rate on
+        // both label sets.
+        let hits = |labels: &[u32]| -> Result<f64> {
+            Ok(correct_top1_topk(&out.main, labels, 1)
+                .map_err(Error::tensor("accuracy"))?
+                .0 as f64)
+        };
+        let hit = match &mixed {
+            None => hits(&batch.labels)?,
+            Some(m) => {
+                let l = f64::from(m.lambda);
+                l * hits(&m.labels_a)? + (1.0 - l) * hits(&m.labels_b)?
+            }
+        };
+        tally.loss_sum += loss_value * batch.len as f64;
+        tally.correct += hit;
+        tally.seen += batch.len;
+        self.step += 1;
+        tally
+            .losses
+            .push_str(&format!("{},{},{loss_value},{lr}\n", self.step, epoch + 1));
+        Ok(())
+    }
+
+    /// The training loss of `out` on `batch`, or on its mixed version.
+    fn loss(&self, out: &Outputs, batch: &Batch, mixed: Option<&MixedBatch>) -> Result<Tensor> {
+        let model = self.job.model;
+        let config = self.config;
+        let tensor_of =
+            |labels: &[u32]| Tensor::new(labels, model.device()).map_err(Error::tensor("labels"));
+        let labels = tensor_of(&batch.labels)?;
+        match mixed {
+            None => training_loss(out, &labels, config.aux_weight, config.label_smoothing),
+            Some(m) => mixed_training_loss(
+                out,
+                &tensor_of(&m.labels_a)?,
+                &tensor_of(&m.labels_b)?,
+                f64::from(m.lambda),
+                config.aux_weight,
+                config.label_smoothing,
+            ),
+        }
+        .map_err(Error::tensor("loss"))
+    }
+
+    /// The error for a loss that stopped being a number at `epoch`.
+    fn diverged(&self, loss_value: f64, epoch: u64, lr: f64) -> Error {
+        let kept = if self.first_epoch > 0 || epoch > 0 {
+            format!(
+                "the last good checkpoint ({} after epoch {epoch}) is kept",
+                self.job.out.join(CHECKPOINT).display()
+            )
+        } else {
+            "no checkpoint had been written yet".to_string()
+        };
+        Error::Diverged(format!(
+            "the training loss became {loss_value} at epoch {} step {} (learning rate {lr:.3e}); {kept}. Try a lower --lr, a warmup (warmup_epochs), or clip_grad_norm in the config",
+            epoch + 1,
+            self.step + 1
+        ))
+    }
+
+    /// The end of `epoch`: evaluation, checkpoint (and snapshot), then the
+    /// log lines.
+    fn end_epoch(&self, epoch: u64, tally: &EpochTally, started: Instant) -> Result<EpochMetrics> {
+        let (model, config) = (self.job.model, self.config);
+        let classes = self.job.dataset.classes.len();
+        let eval = || {
+            evaluate(
+                model,
+                &self.test_split,
+                &self.norm,
+                classes,
+                config.eval_batch_size,
+            )
+        };
+        let report = eval().map_err(Error::tensor("evaluation"))?;
+        let ema_test_acc = match &self.ema {
+            Some(e) => Some(
+                e.with_averaged(model, eval)
+                    .map_err(Error::tensor("ema evaluation"))?
+                    .top1,
+            ),
+            None => None,
+        };
+        let seen = tally.seen;
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: tally.loss_sum / seen.max(1) as f64,
+            train_acc: 100.0 * tally.correct / seen.max(1) as f64,
+            test_loss: report.loss,
+            test_acc: report.top1,
+            test_top5: report.top5,
+            lr: tally.lr,
+            images_per_s: seen as f64 / tally.train_time.max(1e-9),
+            seconds: started.elapsed().as_secs_f64(),
+            ema_test_acc,
+        };
+        // Checkpoint first, then the metrics line: a metrics line always has
+        // its checkpoint.
+        self.save_checkpoints(epoch)?;
+        let out = &self.job.out;
+        append_line(&out.join(METRICS), &m)?;
+        append_text(&out.join(LOSSES), &tally.losses)?;
+        self.progress.epoch_done(&m);
+        Ok(m)
+    }
+
+    /// The checkpoint after `epoch`, and with `snapshots` at a cycle's end
+    /// the weights alone as `snapshot-K.safetensors`.
+    fn save_checkpoints(&self, epoch: u64) -> Result<()> {
+        let (model, config) = (self.job.model, self.config);
+        let weights: Vec<(String, Tensor)> = model
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.var.as_tensor().clone()))
+            .collect();
+        let mut tensors = weights.clone();
+        tensors.extend(self.optimizer.state_tensors());
+        if let Some(e) = &self.ema {
+            tensors.extend(e.tensors(model));
+        }
+        let meta = self.metadata(epoch + 1);
+        checkpoint::save(&self.job.out.join(CHECKPOINT), &tensors, &meta)?;
+        let per_cycle = (config.epochs / config.cycles.max(1)).max(1);
+        if config.snapshots && (epoch + 1).is_multiple_of(per_cycle) {
+            let k = (epoch + 1) / per_cycle;
+            checkpoint::save(
+                &self.job.out.join(format!("snapshot-{k}.safetensors")),
+                &weights,
+                &meta,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The metadata of a checkpoint after `epoch` epochs.
+    fn metadata(&self, epoch: u64) -> CheckpointMeta {
+        let job = self.job;
+        CheckpointMeta {
+            format: Some(FORMAT.into()),
+            network: Some(job.model.name.clone()),
+            source_hash: Some(checkpoint::source_hash(job.source)),
+            epoch: Some(epoch),
+            step: Some(self.step),
+            optimizer_steps: Some(self.optimizer.steps),
+            seed: Some(self.config.seed),
+            mean: Some(self.norm.mean.clone()),
+            std: Some(self.norm.std.clone()),
+            classes: Some(job.dataset.classes.clone()),
+            input: Some(job.model.input.to_vec()),
+            data: Some(job.dataset.source.clone()),
+            config: Some(self.config.clone()),
+        }
+    }
+}
+
+/// Restores the model, optimiser and position of the checkpoint `c`, which
+/// must come from the same network source.
+fn resume(job: &TrainJob, c: &Checkpoint, optimizer: &mut Optimizer) -> Result<Start> {
+    let hash = c.meta.source_hash.clone().unwrap_or_default();
+    if hash != checkpoint::source_hash(job.source) {
+        return Err(Error::checkpoint(&c.path, format!(
+            "the checkpoint was trained from another network source (its hash {hash} is not this file's); resume with the same .net file and --set values"
+        )));
+    }
+    job.model
+        .load_weights(&c.tensors)
+        .map_err(|e| Error::checkpoint(&c.path, e))?;
+    let epoch = *c.required(&c.meta.epoch, "epoch")?;
+    let step = *c.required(&c.meta.step, "step")?;
+    let optimizer_steps = *c.required(&c.meta.optimizer_steps, "optimizer_steps")?;
+    optimizer
+        .load_state(job.model, &c.tensors, optimizer_steps)
+        .map_err(|e| Error::checkpoint(&c.path, e))?;
+    Ok(Start {
+        norm: checkpoint_normalization(c)?,
+        epoch,
+        step,
+    })
+}
+
+/// Rewrites `metrics.jsonl` and `losses.csv` in `out` keeping only the
+/// lines of the first `epoch` epochs (`step` steps): a resumed run drops an
+/// interrupted run's later lines; a fresh run starts them empty.
+fn trim_logs(out: &Path, epoch: u64, step: u64) -> Result<()> {
+    let metrics_path = out.join(METRICS);
     let mut kept = String::new();
-    if first_epoch > 0 {
+    if epoch > 0 {
         if let Ok(text) = std::fs::read_to_string(&metrics_path) {
             for line in text.lines() {
                 if let Ok(m) = serde_json::from_str::<EpochMetrics>(line) {
-                    if m.epoch <= first_epoch {
+                    if m.epoch <= epoch {
                         kept.push_str(line);
                         kept.push('\n');
                     }
@@ -196,11 +541,10 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             }
         }
     }
-    std::fs::write(&metrics_path, kept)
-        .map_err(|e| format!("{}: cannot write: {e}", metrics_path.display()))?;
-    let losses_path = job.out.join(LOSSES);
+    std::fs::write(&metrics_path, kept).map_err(Error::io(&metrics_path, "cannot write"))?;
+    let losses_path = out.join(LOSSES);
     let mut kept = String::from("step,epoch,loss,lr\n");
-    if first_epoch > 0 {
+    if epoch > 0 {
         if let Ok(text) = std::fs::read_to_string(&losses_path) {
             for line in text.lines().skip(1) {
                 let s: Option<u64> = line.split(',').next().and_then(|v| v.parse().ok());
@@ -211,275 +555,91 @@ pub fn train(job: &TrainJob) -> Result<Vec<EpochMetrics>, String> {
             }
         }
     }
-    std::fs::write(&losses_path, kept)
-        .map_err(|e| format!("{}: cannot write: {e}", losses_path.display()))?;
-
-    // PCA lighting needs the training split's colour covariance; it is a
-    // function of the data, so a resumed run recomputes the same one.
-    let pca = if config.augment.needs_pca() {
-        Some(Pca::of(&train_split, job.dataset.shape).ok_or_else(|| {
-            format!(
-                "{}: PCA lighting needs RGB training images",
-                job.dataset.source
-            )
-        })?)
-    } else {
-        None
-    };
-    let pipeline = config.augment.pipeline(pca.as_ref());
-    let pipeline = (!pipeline.is_empty()).then_some(pipeline);
-    let batch_mix = config.augment.batch_mix();
-    let per_epoch = data::num_batches(train_split.len(), config.batch_size, false) as u64;
-    let total = per_epoch * config.epochs;
-    let schedule = config.schedule();
-    let classes = job.dataset.classes.len();
-    let mut ema = match config.ema {
-        Some(decay) => {
-            let mut e = crate::ema::Ema::new(model, decay).map_err(err("ema"))?;
-            if let Some(c) = &job.resume {
-                e.load(model, &c.tensors).map_err(err("ema"))?;
-            }
-            Some(e)
-        }
-        None => None,
-    };
-    let mut all = Vec::new();
-    let last_epoch = match job.stop_after {
-        Some(n) => (first_epoch + n).min(config.epochs),
-        None => config.epochs,
-    };
-    for epoch in first_epoch..last_epoch {
-        let started = Instant::now();
-        let loader = Loader::with_pipeline(
-            train_split.clone(),
-            job.dataset.shape,
-            norm.clone(),
-            pipeline.clone(),
-            config.batch_size,
-            true,
-            false,
-            config.seed,
-            epoch,
-            0,
-        );
-        let bar = if job.progress {
-            let b = ProgressBar::new(per_epoch);
-            b.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg} ETA {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-            );
-            b.set_prefix(format!("epoch {}/{}", epoch + 1, config.epochs));
-            b
-        } else {
-            ProgressBar::hidden()
-        };
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
-        let mut losses = String::new();
-        let mut lr = schedule.lr_at(step, per_epoch, total);
-        let mut train_time = 0f64;
-        for (b, batch) in loader.enumerate() {
-            let t0 = Instant::now();
-            lr = schedule.lr_at(step, per_epoch, total);
-            let mixed = batch_mix.as_ref().map(|m| {
-                m.apply(
-                    &batch,
-                    job.dataset.shape,
-                    &mut data::mix_rng(config.seed, epoch, b as u64),
-                )
-            });
-            let images = match &mixed {
-                Some(m) => m.images.clone(),
-                None => batch.images.clone(),
-            };
-            let x = images_tensor(model, images, batch.len).map_err(err("batch"))?;
-            let tensor_of =
-                |labels: &[u32]| Tensor::new(labels, model.device()).map_err(err("labels"));
-            let labels = tensor_of(&batch.labels)?;
-            let mut rng = step_rng(config.seed, step);
-            let out = model
-                .forward(&x, Mode::Train, &mut rng)
-                .map_err(err("forward"))?;
-            let loss = match &mixed {
-                None => training_loss(&out, &labels, config.aux_weight, config.label_smoothing)
-                    .map_err(err("loss"))?,
-                Some(m) => mixed_training_loss(
-                    &out,
-                    &tensor_of(&m.labels_a)?,
-                    &tensor_of(&m.labels_b)?,
-                    f64::from(m.lambda),
-                    config.aux_weight,
-                    config.label_smoothing,
-                )
-                .map_err(err("loss"))?,
-            };
-            let loss_value = scalar(&loss).map_err(err("loss"))?;
-            if !loss_value.is_finite() {
-                bar.abandon();
-                let kept = if first_epoch > 0 || epoch > 0 {
-                    format!(
-                        "the last good checkpoint ({} after epoch {epoch}) is kept",
-                        ckpt_path.display()
-                    )
-                } else {
-                    "no checkpoint had been written yet".to_string()
-                };
-                return Err(format!(
-                    "the training loss became {loss_value} at epoch {} step {} (learning rate {lr:.3e}); {kept}. Try a lower --lr, a warmup (warmup_epochs), or clip_grad_norm in the config",
-                    epoch + 1,
-                    step + 1
-                ));
-            }
-            let grads = loss.backward().map_err(err("backward"))?;
-            let mut g: Vec<Option<Tensor>> = model
-                .params()
-                .map(|p| grads.get(p.var.as_tensor()).cloned())
-                .collect();
-            drop(grads);
-            if let Some(max) = config.clip_grad_norm {
-                g = clip(g, max).map_err(err("clipping"))?;
-            }
-            if let Some(m) = schedule.momentum_at(step, total) {
-                match optimizer.settings.kind {
-                    crate::optim::OptimizerKind::Sgd => optimizer.settings.momentum = m,
-                    _ => optimizer.settings.betas.0 = m,
-                }
-            }
-            optimizer.step(model, &g, lr).map_err(err("optimizer"))?;
-            if let Some(e) = ema.as_mut() {
-                e.update(model).map_err(err("ema"))?;
-            }
-            // On a mixed batch, accuracy is the lambda-weighted hit rate on
-            // both label sets.
-            let hits = |labels: &[u32]| -> Result<f64, String> {
-                Ok(correct_top1_topk(&out.main, labels, 1)
-                    .map_err(err("accuracy"))?
-                    .0 as f64)
-            };
-            let hit = match &mixed {
-                None => hits(&batch.labels)?,
-                Some(m) => {
-                    let l = f64::from(m.lambda);
-                    l * hits(&m.labels_a)? + (1.0 - l) * hits(&m.labels_b)?
-                }
-            };
-            loss_sum += loss_value * batch.len as f64;
-            correct += hit;
-            seen += batch.len;
-            step += 1;
-            losses.push_str(&format!("{step},{},{loss_value},{lr}\n", epoch + 1));
-            train_time += t0.elapsed().as_secs_f64();
-            bar.inc(1);
-            let status = format!(
-                "loss {:.4} acc {:.1}% {:.0} img/s",
-                loss_sum / seen as f64,
-                100.0 * correct / seen as f64,
-                seen as f64 / train_time.max(1e-9)
-            );
-            // Without a terminal the bar is hidden: a log gets a line per
-            // tenth of an epoch instead.
-            let done = step - epoch * per_epoch;
-            if job.progress && bar.is_hidden() && done.is_multiple_of((per_epoch / 10).max(1)) {
-                eprintln!(
-                    "epoch {}/{} {done}/{per_epoch}: {status}",
-                    epoch + 1,
-                    config.epochs
-                );
-            }
-            bar.set_message(status);
-        }
-        bar.finish_and_clear();
-        let report = evaluate(model, &test_split, &norm, classes, config.eval_batch_size)
-            .map_err(err("evaluation"))?;
-        let ema_test_acc = match &ema {
-            Some(e) => Some(
-                e.with_averaged(model, || {
-                    evaluate(model, &test_split, &norm, classes, config.eval_batch_size)
-                })
-                .map_err(err("ema evaluation"))?
-                .top1,
-            ),
-            None => None,
-        };
-        let m = EpochMetrics {
-            epoch: epoch + 1,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_acc: 100.0 * correct / seen.max(1) as f64,
-            test_loss: report.loss,
-            test_acc: report.top1,
-            test_top5: report.top5,
-            lr,
-            images_per_s: seen as f64 / train_time.max(1e-9),
-            seconds: started.elapsed().as_secs_f64(),
-            ema_test_acc,
-        };
-        // Checkpoint first, then the metrics line: a metrics line always has
-        // its checkpoint.
-        let mut tensors: Vec<(String, Tensor)> = model
-            .tensors
-            .iter()
-            .map(|t| (t.name.clone(), t.var.as_tensor().clone()))
-            .collect();
-        tensors.extend(optimizer.state_tensors());
-        if let Some(e) = &ema {
-            tensors.extend(e.tensors(model));
-        }
-        checkpoint::save(
-            &ckpt_path,
-            &tensors,
-            &metadata(job, &norm, epoch + 1, step, optimizer.steps),
-        )?;
-        if config.snapshots
-            && (epoch + 1).is_multiple_of((config.epochs / config.cycles.max(1)).max(1))
-        {
-            let k = (epoch + 1) / (config.epochs / config.cycles.max(1)).max(1);
-            let weights: Vec<(String, Tensor)> = model
-                .tensors
-                .iter()
-                .map(|t| (t.name.clone(), t.var.as_tensor().clone()))
-                .collect();
-            checkpoint::save(
-                &job.out.join(format!("snapshot-{k}.safetensors")),
-                &weights,
-                &metadata(job, &norm, epoch + 1, step, optimizer.steps),
-            )?;
-        }
-        append_line(&metrics_path, &m)?;
-        append_text(&losses_path, &losses)?;
-        if job.progress {
-            eprintln!(
-                "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% top-5 {:.2}% | lr {:.2e} | {:.0} img/s | {:.1} s",
-                m.epoch,
-                config.epochs,
-                m.train_loss,
-                m.train_acc,
-                m.test_loss,
-                m.test_acc,
-                m.test_top5,
-                m.lr,
-                m.images_per_s,
-                m.seconds
-            );
-            if let Some(a) = m.ema_test_acc {
-                eprintln!("  moving average of the weights: test acc {a:.2}%");
-            }
-        }
-        all.push(m);
-    }
-    Ok(all)
+    std::fs::write(&losses_path, kept).map_err(Error::io(&losses_path, "cannot write"))
 }
 
-fn append_line(path: &Path, m: &EpochMetrics) -> Result<(), String> {
-    let line = serde_json::to_string(m).map_err(|e| e.to_string())?;
+/// What the user sees while training: a bar per epoch on a terminal (a
+/// line per tenth of an epoch in a log), and a summary per epoch.
+struct Progress {
+    /// Off: nothing is shown.
+    on: bool,
+    epochs: u64,
+    per_epoch: u64,
+}
+
+impl Progress {
+    fn bar(&self, epoch: u64) -> ProgressBar {
+        if !self.on {
+            return ProgressBar::hidden();
+        }
+        let b = ProgressBar::new(self.per_epoch);
+        b.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b.set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
+        b
+    }
+
+    /// After a step: `done` steps of `epoch` so far.
+    fn step(&self, bar: &ProgressBar, epoch: u64, done: u64, tally: &EpochTally) {
+        bar.inc(1);
+        let seen = tally.seen as f64;
+        let status = format!(
+            "loss {:.4} acc {:.1}% {:.0} img/s",
+            tally.loss_sum / seen,
+            100.0 * tally.correct / seen,
+            seen / tally.train_time.max(1e-9)
+        );
+        // Without a terminal the bar is hidden: a log gets a line per
+        // tenth of an epoch instead.
+        let per_epoch = self.per_epoch;
+        if self.on && bar.is_hidden() && done.is_multiple_of((per_epoch / 10).max(1)) {
+            eprintln!(
+                "epoch {}/{} {done}/{per_epoch}: {status}",
+                epoch + 1,
+                self.epochs
+            );
+        }
+        bar.set_message(status);
+    }
+
+    fn epoch_done(&self, m: &EpochMetrics) {
+        if !self.on {
+            return;
+        }
+        eprintln!(
+            "epoch {}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% top-5 {:.2}% | lr {:.2e} | {:.0} img/s | {:.1} s",
+            m.epoch,
+            self.epochs,
+            m.train_loss,
+            m.train_acc,
+            m.test_loss,
+            m.test_acc,
+            m.test_top5,
+            m.lr,
+            m.images_per_s,
+            m.seconds
+        );
+        if let Some(a) = m.ema_test_acc {
+            eprintln!("  moving average of the weights: test acc {a:.2}%");
+        }
+    }
+}
+
+fn append_line(path: &Path, m: &EpochMetrics) -> Result<()> {
+    let line = serde_json::to_string(m)
+        .map_err(|e| Error::io(path, "cannot write")(std::io::Error::other(e)))?;
     append_text(path, &format!("{line}\n"))
 }
 
-fn append_text(path: &Path, text: &str) -> Result<(), String> {
+fn append_text(path: &Path, text: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
-        .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        .map_err(Error::io(path, "cannot write"))?;
     f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+        .map_err(Error::io(path, "cannot write"))
 }

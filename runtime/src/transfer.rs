@@ -8,6 +8,7 @@
 
 use crate::checkpoint;
 use crate::config::TrainConfig;
+use crate::error::Error;
 use crate::model::Model;
 
 /// Applies the config's transfer settings to a freshly built model: loads
@@ -17,7 +18,7 @@ pub fn prepare(
     model: &mut Model,
     config: &TrainConfig,
     resuming: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Error> {
     let mut notes = Vec::new();
     let head = model.head_tensors();
     if let (Some(path), false) = (&config.init, resuming) {
@@ -33,7 +34,7 @@ pub fn prepare(
             } else {
                 " (for a new number of classes, add replace_head: true / --replace-head)"
             };
-            format!("{}: {e}{hint}", c.path.display())
+            Error::checkpoint(&c.path, format!("{e}{hint}"))
         })?;
         let loaded = model.tensors.len() - skip.len();
         notes.push(format!(
@@ -58,15 +59,17 @@ pub fn prepare(
         let counts = model.freeze(&config.freeze);
         for (p, n) in config.freeze.iter().zip(&counts) {
             if *n == 0 {
-                return Err(format!(
+                return Err(Error::Transfer(format!(
                     "freeze: no op is named `{p}` or `{p}.*` (`cnncost weights NET` lists the names)"
-                ));
+                )));
             }
         }
         let frozen = model.params().filter(|t| t.frozen).count();
         let total = model.params().count();
         if frozen == total {
-            return Err("freeze: every parameter would be frozen; nothing would train".to_string());
+            return Err(Error::Transfer(
+                "freeze: every parameter would be frozen; nothing would train".to_string(),
+            ));
         }
         notes.push(format!(
             "frozen: {frozen} of {total} parameter tensors ({})",
