@@ -1,6 +1,8 @@
 //! `cnncost compare`: one row per network, and the lecture's comparison
 //! chart (MACs on x, top-1 accuracy on y, bubble area by parameters).
 
+use analyzer::Analysis;
+use dsl::Network;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -18,6 +20,22 @@ pub struct Entry {
     pub top1: Option<f64>,
     /// The data set the accuracy is on (`meta dataset`).
     pub dataset: Option<String>,
+}
+
+impl Entry {
+    /// The figures of network `net` (analyzed as `analysis`) under `name`.
+    pub fn of(name: &str, net: &Network, analysis: &Analysis) -> Entry {
+        Entry {
+            name: name.to_string(),
+            params: analysis.totals.params,
+            macs: analysis.totals.macs,
+            flops: analysis.totals.flops,
+            activation_bytes: analysis.totals.activation_bytes,
+            depth: analysis.totals.depth,
+            top1: net.meta_number("top1"),
+            dataset: net.meta_text("dataset").map(str::to_string),
+        }
+    }
 }
 
 /// The comparison table: a header line, then one line per network.

@@ -274,6 +274,73 @@ pub fn predict(model: &Model, image: &[u8], norm: &Normalization) -> candle_core
         .to_vec1()
 }
 
+impl Tta {
+    /// Whether this augmentation can run on `net`; the error says why not.
+    /// Multiscale feeds other image sizes, which reach a flatten unchanged
+    /// only after global pooling.
+    pub fn applies_to(self, net: &dsl::Network) -> Result<(), String> {
+        if self != Tta::MultiScale {
+            return Ok(());
+        }
+        let spatial_flatten = net.graph.node_indices().any(|n| {
+            matches!(net.graph[n].op, dsl::Op::Flatten)
+                && net
+                    .input_shapes(n)
+                    .first()
+                    .is_some_and(|s| matches!(s, dsl::Shape::Image { h, w, .. } if h * w > 1))
+        });
+        if spatial_flatten {
+            return Err(format!(
+                "--tta multiscale feeds the network other image sizes, but {} flattens a spatial map into a fixed-size linear layer; use a network whose classifier follows global pooling (`gap`), or --tta flip / 10crop",
+                net.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl EvalReport {
+    /// `eval --format json`: the report with the class names, per-class
+    /// accuracies keyed by class.
+    pub fn to_json(&self, classes: &[String]) -> serde_json::Value {
+        let per_class: serde_json::Map<String, serde_json::Value> = classes
+            .iter()
+            .zip(&self.per_class)
+            .map(|(c, a)| (c.clone(), serde_json::json!(a)))
+            .collect();
+        serde_json::json!({
+            "top1": self.top1,
+            "top5": self.top5,
+            "loss": self.loss,
+            "images": self.images,
+            "classes": classes,
+            "per_class": per_class,
+            "confusion": self.confusion,
+        })
+    }
+
+    /// `eval`'s table: a heading naming the network and the data, the
+    /// accuracies and loss, the per-class accuracies and the confusion
+    /// matrix.
+    pub fn to_table(&self, network: &str, data: &str, classes: &[String]) -> String {
+        let mut s = format!(
+            "{network} on {data} (test split, {} images)\ntop-1 {:.2}%  top-5 {:.2}%  loss {:.4}\n\nper class:\n",
+            self.images, self.top1, self.top5, self.loss
+        );
+        let width = classes.iter().map(|c| c.len()).max().unwrap_or(5).max(5);
+        for (c, a) in classes.iter().zip(&self.per_class) {
+            let a = a.map_or("-".to_string(), |a| format!("{a:.2}%"));
+            s.push_str(&format!("  {c:<width$}  {a:>7}\n"));
+        }
+        s.push_str("\nconfusion (rows: true class, columns: predicted):\n");
+        for (i, row) in self.confusion.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|n| format!("{n:>5}")).collect();
+            s.push_str(&format!("  {:<width$} {}\n", classes[i], cells.join("")));
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +387,78 @@ mod tests {
                 vec![1, 1, 7, 7],
                 vec![1, 1, 9, 9],
                 vec![1, 1, 9, 9]
+            ]
+        );
+    }
+
+    fn net(text: &str) -> dsl::Network {
+        dsl::compile("t.net", text, &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn multiscale_needs_no_spatial_flatten() {
+        // Global pooling leaves 1x1 maps: any input size reaches the classifier.
+        let pooled = net("network pooled\ninput 3x8x8\nconv 4 k=3 p=1\ngap\nflatten\nlinear 2\n");
+        // A flatten of 4x8x8 fixes the linear layer to 256 inputs.
+        let spatial = net("network spatial\ninput 3x8x8\nconv 4 k=3 p=1\nflatten\nlinear 2\n");
+        for tta in [Tta::None, Tta::Flip, Tta::TenCrop, Tta::MultiScale] {
+            assert_eq!(tta.applies_to(&pooled), Ok(()), "{tta:?}");
+        }
+        for tta in [Tta::None, Tta::Flip, Tta::TenCrop] {
+            assert_eq!(tta.applies_to(&spatial), Ok(()), "{tta:?}");
+        }
+        let e = Tta::MultiScale.applies_to(&spatial).unwrap_err();
+        assert!(
+            e.starts_with(
+                "--tta multiscale feeds the network other image sizes, but spatial flattens"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reports_render_as_table_and_json() {
+        // 3 images of class `a` (2 right), 1 of `bb` (right), none of `c`.
+        let r = EvalReport {
+            top1: 75.0,
+            top5: 100.0,
+            loss: 0.5,
+            images: 4,
+            per_class: vec![Some(200.0 / 3.0), Some(100.0), None],
+            confusion: vec![vec![2, 1, 0], vec![0, 1, 0], vec![0, 0, 0]],
+        };
+        let classes: Vec<String> = ["a", "bb", "c"].map(String::from).to_vec();
+        assert_eq!(
+            r.to_table("net", "synthetic:4", &classes),
+            "net on synthetic:4 (test split, 4 images)\n\
+             top-1 75.00%  top-5 100.00%  loss 0.5000\n\n\
+             per class:\n\
+            \x20 a       66.67%\n\
+            \x20 bb     100.00%\n\
+            \x20 c            -\n\n\
+             confusion (rows: true class, columns: predicted):\n\
+            \x20 a         2    1    0\n\
+            \x20 bb        0    1    0\n\
+            \x20 c         0    0    0\n"
+        );
+        let j = r.to_json(&classes);
+        assert_eq!(j["top1"], 75.0);
+        assert_eq!(j["images"], 4);
+        assert_eq!(j["classes"], serde_json::json!(["a", "bb", "c"]));
+        assert_eq!(j["per_class"]["bb"], 100.0);
+        assert!(j["per_class"]["c"].is_null());
+        assert_eq!(j["confusion"][0], serde_json::json!([2, 1, 0]));
+        let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "top1",
+                "top5",
+                "loss",
+                "images",
+                "classes",
+                "per_class",
+                "confusion"
             ]
         );
     }

@@ -1,12 +1,8 @@
-//! `cnncost tune`: hyper-parameter search. Every trial is a `cnncost train`
-//! process with its own config file and run directory under OUT, run
-//! `--jobs` at a time; a trial whose metrics hold all its epochs is done,
-//! so an interrupted search resumes where it stopped. Ends with a table
-//! sorted by test accuracy and a scatter plot per hyper-parameter.
+//! The search space (`lr=[0.1,0.01] wd=loguniform(1e-5,1e-2)`) and the
+//! trials drawn from it: every combination of lists (`--grid`) or random
+//! draws from a seed (`--random N`).
 
-use plotters::prelude::*;
 use rand::{Rng, SeedableRng};
-use std::path::{Path, PathBuf};
 
 /// One searched setting and how its values are drawn.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,11 +117,7 @@ pub fn grid(spaces: &[(&'static str, Space)]) -> Result<Vec<Trial>, String> {
 }
 
 /// `n` random trials, drawn from `seed` (the same search each time).
-pub fn random(
-    spaces: &[(&'static str, Space)],
-    n: usize,
-    seed: u64,
-) -> Vec<Vec<(&'static str, f64)>> {
+pub fn random(spaces: &[(&'static str, Space)], n: usize, seed: u64) -> Vec<Trial> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
@@ -144,98 +136,6 @@ pub fn random(
                 .collect()
         })
         .collect()
-}
-
-/// A trial's config: the base YAML's keys with the trial's settings over them.
-pub fn trial_yaml(base: &serde_yaml::Mapping, trial: &[(&str, f64)], epochs: u64) -> String {
-    let mut m = base.clone();
-    for (k, v) in trial {
-        let value = if *k == "batch_size" {
-            serde_yaml::Value::from(v.round() as u64)
-        } else {
-            serde_yaml::Value::from(*v)
-        };
-        m.insert(serde_yaml::Value::from(*k), value);
-    }
-    m.insert("epochs".into(), serde_yaml::Value::from(epochs));
-    serde_yaml::to_string(&m).unwrap_or_default()
-}
-
-/// The final test accuracy of a finished trial (all `epochs` in its metrics).
-pub fn finished(dir: &Path, epochs: u64) -> Option<f64> {
-    let text = std::fs::read_to_string(dir.join(runtime::train::METRICS)).ok()?;
-    let last: runtime::train::EpochMetrics = serde_json::from_str(text.lines().last()?).ok()?;
-    (last.epoch >= epochs).then_some(last.test_acc)
-}
-
-/// One scatter plot per setting: test accuracy against it.
-pub fn plot(path: &Path, rows: &[(Trial, f64)]) -> Result<(), String> {
-    let keys: Vec<&str> = rows
-        .first()
-        .map(|r| r.0.iter().map(|(k, _)| *k).collect())
-        .unwrap_or_default();
-    let width = 520 * keys.len().max(1) as u32;
-    let root = BitMapBackend::new(path, (width, 440)).into_drawing_area();
-    let e = |err: DrawingAreaErrorKind<_>| format!("cannot draw {}: {err}", path.display());
-    root.fill(&WHITE).map_err(e)?;
-    let panels = root.split_evenly((1, keys.len().max(1)));
-    let (ymin, ymax) = rows
-        .iter()
-        .fold((100f64, 0f64), |(a, b), r| (a.min(r.1), b.max(r.1)));
-    for (i, (key, panel)) in keys.iter().zip(panels.iter()).enumerate() {
-        let xs: Vec<f64> = rows.iter().map(|r| r.0[i].1).collect();
-        let positive = xs.iter().all(|&x| x > 0.0);
-        let (lo, hi) = xs
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-        let pad = if hi > lo {
-            (hi - lo) * 0.1
-        } else {
-            lo.abs().max(1e-3) * 0.5
-        };
-        let y = (ymin - 2.0).max(0.0)..(ymax + 2.0).min(100.0);
-        let dots = rows.iter().map(|r| (r.0[i].1, r.1));
-        let colour = RGBColor(31, 119, 180).filled();
-        if positive && hi / lo > 10.0 {
-            let mut c = ChartBuilder::on(panel)
-                .margin(15)
-                .caption(format!("test accuracy against {key}"), ("sans-serif", 18))
-                .x_label_area_size(40)
-                .y_label_area_size(50)
-                .build_cartesian_2d((lo / 1.5..hi * 1.5).log_scale(), y)
-                .map_err(e)?;
-            c.configure_mesh()
-                .x_desc(*key)
-                .y_desc("test accuracy (%)")
-                .x_label_formatter(&|v| format!("{v:.0e}"))
-                .draw()
-                .map_err(e)?;
-            c.draw_series(dots.map(|p| Circle::new(p, 5, colour)))
-                .map_err(e)?;
-        } else {
-            let mut c = ChartBuilder::on(panel)
-                .margin(15)
-                .caption(format!("test accuracy against {key}"), ("sans-serif", 18))
-                .x_label_area_size(40)
-                .y_label_area_size(50)
-                .build_cartesian_2d(lo - pad..hi + pad, y)
-                .map_err(e)?;
-            c.configure_mesh()
-                .x_desc(*key)
-                .y_desc("test accuracy (%)")
-                .draw()
-                .map_err(e)?;
-            c.draw_series(dots.map(|p| Circle::new(p, 5, colour)))
-                .map_err(e)?;
-        }
-    }
-    root.present().map_err(e)?;
-    Ok(())
-}
-
-/// Where trial `i` lives.
-pub fn trial_dir(out: &Path, i: usize) -> PathBuf {
-    out.join(format!("trial-{:03}", i + 1))
 }
 
 #[cfg(test)]

@@ -1,0 +1,255 @@
+//! `cnncost train`: trains a network on a dataset (checkpoints, metrics,
+//! resume), or runs the sanity checks before a long run (`--check-init`,
+//! `--overfit N`).
+
+use crate::common::{
+    compile_for_data, config_file, device, emit, fail, load_data, lower, read_source, Failed,
+    NetArgs,
+};
+use clap::{Args, ValueEnum};
+use data::Dataset;
+use runtime::checkpoint;
+use runtime::config::TrainConfig;
+use runtime::model::Model;
+use runtime::optim::OptimizerKind;
+use runtime::train::{self, TrainJob};
+use std::path::{Path, PathBuf};
+
+pub const LONG_ABOUT: &str = "\
+Train a network on a dataset, on CPU (or CUDA with the `cuda` feature).
+
+The network's input adapts to the data (its `input` line is replaced by the
+data's image shape) and a `classes` parameter is set from the data unless
+--set gives it. Settings come from --config (YAML, docs/training.md lists
+every key) with the flags below over it. Each epoch ends with an evaluation
+on the test split, a line in OUT/metrics.jsonl and an atomic checkpoint
+OUT/checkpoint.safetensors (weights under their state-dict names, optimizer
+state, epoch, seed, normalisation statistics). The same seed gives the same
+run, bit for bit; --resume OUT continues an interrupted run exactly.
+
+Data: cifar10:DIR (binary batches), mnist:DIR, fashion-mnist:DIR (IDX, .gz
+or not), folder:DIR (DIR/train/<class>/*.jpg|png and DIR/test/<class>/...),
+synthetic:N (for smoke tests). Append ?classes=NAME,...&train=FRACTION to keep
+some classes (relabelled in the order given) and a fixed part of each class's
+training images, e.g. folder:DIR?classes=dog,frog&train=0.1.
+
+Examples:
+  cnncost train lenet5 --data mnist:../shared/data/mnist --epochs 2
+  cnncost train cifar_small --data folder:../shared/data/cifar10-jpeg --epochs 5 --out runs/cifar
+  cnncost train resnet20 --data cifar10:DIR --config train.yaml --lr 0.2
+  cnncost train resnet20 --resume runs/resnet20";
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// The .net file or zoo name
+    file: PathBuf,
+    /// The dataset: cifar10:DIR, mnist:DIR, fashion-mnist:DIR, folder:DIR or synthetic:N
+    #[arg(long, value_name = "SPEC", required_unless_present = "resume")]
+    data: Option<String>,
+    /// Training settings in YAML (the flags below override it)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Epochs to train [config default: 10]
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Images per training step [config default: 128]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Base learning rate (the peak for the onecycle schedule)
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimiser [config default: sgd, momentum 0.9, weight decay 5e-4]
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Seed of initialisation, data order, augmentation and dropout
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run directory for the checkpoint and metrics [default: runs/NETWORK]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Continue the run in DIR from its checkpoint (same network, data and settings)
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+    /// cpu, or cuda / cuda:N with the `cuda` build feature
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// No progress bar or per-epoch lines
+    #[arg(long)]
+    quiet: bool,
+    /// Transfer learning: start from these weights (checkpoint or state dict)
+    #[arg(long, value_name = "FILE")]
+    init: Option<String>,
+    /// With --init: re-initialise the last linear layer (a new number of classes)
+    #[arg(long)]
+    replace_head: bool,
+    /// Keep these ops' weights fixed, by dotted name prefix (repeatable or comma-separated)
+    #[arg(long, value_name = "PREFIX", value_delimiter = ',')]
+    freeze: Vec<String>,
+    /// Learning-rate factor for everything but the last linear layer (e.g. 0.1)
+    #[arg(long, value_name = "X")]
+    backbone_lr_scale: Option<f64>,
+    /// Sanity check instead of training: the loss at initialisation against ln(classes)
+    #[arg(long)]
+    check_init: bool,
+    /// Sanity check instead of training: overfit N minibatches (no augmentation or decay) to 100%
+    #[arg(long, value_name = "N")]
+    overfit: Option<usize>,
+    /// Step budget for --overfit
+    #[arg(long, default_value_t = 500, value_name = "STEPS")]
+    overfit_steps: u64,
+    #[command(flatten)]
+    net: NetArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptimizerArg {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+pub fn run(args: &TrainArgs) -> Result<(), Failed> {
+    let (name, text) = read_source(&args.file)?;
+    let resume = match &args.resume {
+        Some(dir) => Some(checkpoint::load(dir).map_err(fail)?),
+        None => None,
+    };
+    let mut config = match (&resume, &args.config) {
+        (Some(c), None) => c.required(&c.meta.config, "config").map_err(fail)?.clone(),
+        (_, path) => config_file(path.as_deref())?,
+    };
+    if let Some(v) = args.epochs {
+        config.epochs = v;
+    }
+    if let Some(v) = args.batch_size {
+        config.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        config.lr = Some(v);
+    }
+    if let Some(v) = args.optimizer {
+        config.optimizer = match v {
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Adamw => OptimizerKind::Adamw,
+        };
+    }
+    if let Some(v) = args.seed {
+        config.seed = v;
+    }
+    if args.init.is_some() {
+        config.init = args.init.clone();
+    }
+    if args.replace_head {
+        config.replace_head = true;
+    }
+    if !args.freeze.is_empty() {
+        config.freeze = args.freeze.clone();
+    }
+    if let Some(v) = args.backbone_lr_scale {
+        config.backbone_lr_scale = v;
+    }
+    config.validate().map_err(fail)?;
+    let spec = match (&args.data, &resume) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => c
+            .meta
+            .data
+            .clone()
+            .ok_or_else(|| fail("the checkpoint does not say its data; give --data"))?,
+        (None, None) => return Err(fail("give --data SPEC")),
+    };
+    let dataset = load_data(&spec)?;
+    let net = compile_for_data(&name, &text, &args.net, &dataset)?;
+    let device = device(&args.device)?;
+    let mut model = lower(&net, &device, config.seed)?;
+    let notes = runtime::transfer::prepare(&mut model, &config, resume.is_some()).map_err(fail)?;
+    if !args.quiet {
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+    }
+    if args.check_init || args.overfit.is_some() {
+        return sanity_checks(args, &model, &dataset, &config);
+    }
+    let out = match (&args.out, &args.resume) {
+        (Some(o), _) => o.clone(),
+        (None, Some(r)) if r.is_dir() => r.clone(),
+        (None, Some(r)) => r.parent().map(Path::to_path_buf).unwrap_or_default(),
+        (None, None) => PathBuf::from("runs").join(&net.name),
+    };
+    if !args.quiet {
+        eprintln!(
+            "training {} on {} ({} train / {} test images, {} classes, input {}x{}x{}) -> {}",
+            net.name,
+            spec,
+            dataset.train.len(),
+            dataset.test.len(),
+            dataset.classes.len(),
+            dataset.shape[0],
+            dataset.shape[1],
+            dataset.shape[2],
+            out.display()
+        );
+    }
+    let job = TrainJob {
+        model: &model,
+        source: &text,
+        dataset: &dataset,
+        config,
+        out,
+        resume,
+        progress: !args.quiet,
+        stop_after: None,
+    };
+    train::train(&job).map_err(fail)?;
+    Ok(())
+}
+
+/// `train --check-init` and `train --overfit N`: the lecture's checks
+/// before a long run. Exit status 1 when a check fails.
+fn sanity_checks(
+    args: &TrainArgs,
+    model: &Model,
+    data: &Dataset,
+    config: &TrainConfig,
+) -> Result<(), Failed> {
+    use runtime::sanity;
+    let mut ok = true;
+    let mut out = String::new();
+    if args.check_init {
+        let batches = sanity::fixed_batches(data, config.batch_size, 4, config.seed);
+        let c = sanity::check_init(model, &batches, data.classes.len()).map_err(fail)?;
+        out.push_str(&format!(
+            "loss at initialisation: {:.4} (ln({}) = {:.4}, over {} images)\n  {}\n",
+            c.loss,
+            data.classes.len(),
+            c.expected,
+            batches.iter().map(|b| b.len).sum::<usize>(),
+            c.verdict
+        ));
+        ok &= c.ok;
+    }
+    if let Some(n) = args.overfit {
+        let batches = sanity::fixed_batches(data, config.batch_size, n, config.seed);
+        let c = sanity::overfit(
+            model,
+            &batches,
+            config.optimizer_settings(),
+            config.lr(),
+            args.overfit_steps,
+        )
+        .map_err(fail)?;
+        out.push_str(&format!(
+            "overfitting {n} minibatch(es) of {}: loss {:.4} -> {:.4}, training accuracy {:.1}%\n  {}\n",
+            config.batch_size, c.first_loss, c.last_loss, c.last_accuracy, c.verdict
+        ));
+        ok &= c.ok;
+    }
+    emit(&out)?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Failed)
+    }
+}
