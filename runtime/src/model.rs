@@ -290,10 +290,9 @@ impl Model {
                 tensors: own,
                 readers: 0,
                 frozen: false,
-                bn: match n.op {
-                    Op::BatchNorm { .. } => BnTensors::of(&suffixes),
-                    _ => None,
-                },
+                bn: matches!(n.op, Op::BatchNorm { .. })
+                    .then(|| BnTensors::of(&suffixes))
+                    .flatten(),
             });
         }
         let main = index_of[net.output.index()];
