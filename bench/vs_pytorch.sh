@@ -60,33 +60,25 @@ ours, theirs, before = {}, {}, {}
 for r in rows:
     side = {"cnncost": ours, "baseline": before}.get(r["framework"], theirs)
     side.setdefault((r["case"], r["mode"]), {})[r["round"]] = r
-print()
-print("| case | mode | batch | cnncost img/s | PyTorch img/s | ratio per round | median ratio |")
-print("|---|---|---|---|---|---|---|")
-for key, by_round in ours.items():
-    pairs = [(o, theirs.get(key, {}).get(k)) for k, o in sorted(by_round.items())]
-    pairs = [(o, t) for o, t in pairs if t]
-    if not pairs:
-        continue
-    ratios = [o["images_per_s"] / t["images_per_s"] for o, t in pairs]
-    med = statistics.median(ratios)
-    o_med = statistics.median(o["images_per_s"] for o, _ in pairs)
-    t_med = statistics.median(t["images_per_s"] for _, t in pairs)
-    each = ", ".join(f"{x:.2f}" for x in ratios)
-    print(f'| {key[0]} | {key[1]} | {pairs[0][0]["batch"]} | {o_med:.1f} | {t_med:.1f} | {each} | {med:.2f}x |')
-if before:
+def table(other, other_name, ratio_name):
+    """Ours against `other`, round by round: each round's ratio and the medians."""
     print()
-    print("| case | mode | cnncost img/s | baseline img/s | after/before per round | median |")
-    print("|---|---|---|---|---|---|")
+    print(f"| case | mode | batch | cnncost img/s | {other_name} img/s | {ratio_name} per round | median ratio |")
+    print("|---|---|---|---|---|---|---|")
     for key, by_round in ours.items():
-        pairs = [(o, before.get(key, {}).get(k)) for k, o in sorted(by_round.items())]
-        pairs = [(o, b) for o, b in pairs if b]
+        pairs = [(o, other.get(key, {}).get(k)) for k, o in sorted(by_round.items())]
+        pairs = [(o, t) for o, t in pairs if t]
         if not pairs:
             continue
-        ratios = [o["images_per_s"] / b["images_per_s"] for o, b in pairs]
+        ratios = [o["images_per_s"] / t["images_per_s"] for o, t in pairs]
+        med = statistics.median(ratios)
         o_med = statistics.median(o["images_per_s"] for o, _ in pairs)
-        b_med = statistics.median(b["images_per_s"] for _, b in pairs)
+        t_med = statistics.median(t["images_per_s"] for _, t in pairs)
         each = ", ".join(f"{x:.2f}" for x in ratios)
-        print(f'| {key[0]} | {key[1]} | {o_med:.1f} | {b_med:.1f} | {each} | {statistics.median(ratios):.2f}x |')
+        print(f'| {key[0]} | {key[1]} | {pairs[0][0]["batch"]} | {o_med:.1f} | {t_med:.1f} | {each} | {med:.2f}x |')
+
+table(theirs, "PyTorch", "ratio")
+if before:
+    table(before, "baseline", "after/before")
 PY
 rm -f "$out"
