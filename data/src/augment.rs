@@ -27,6 +27,18 @@ pub struct Batch {
     pub len: usize,
 }
 
+/// Panics unless `norm` has one mean and one std per channel of `c` (a
+/// caller bug): both batch paths check it.
+pub(crate) fn assert_channels(norm: &Normalization, c: usize) {
+    assert_eq!(
+        norm.mean.len(),
+        c,
+        "normalisation has {} channels, images {c}",
+        norm.mean.len()
+    );
+    assert_eq!(norm.std.len(), c, "normalisation std has the wrong length");
+}
+
 /// One batch as normalised f32 NCHW ((pixel/255 - mean)/std), augmented
 /// with `rng` if `augment` is Some. Per image the draws are: crop offset y,
 /// crop offset x (if padding), flip (if enabled): the draws, and the bytes,
@@ -41,13 +53,7 @@ pub(crate) fn make_batch_bytes(
     rng: &mut impl Rng,
 ) -> Batch {
     let [c, h, w] = shape;
-    assert_eq!(
-        norm.mean.len(),
-        c,
-        "normalisation has {} channels, images {c}",
-        norm.mean.len()
-    );
-    assert_eq!(norm.std.len(), c, "normalisation std has the wrong length");
+    assert_channels(norm, c);
     // A table per channel turns each pixel into one lookup.
     let luts: Vec<[f32; 256]> = (0..c)
         .map(|ch| {

@@ -399,13 +399,7 @@ pub(crate) fn make_batch_float(
     rng: &mut impl Rng,
 ) -> Batch {
     let [c, h, w] = shape;
-    assert_eq!(
-        norm.mean.len(),
-        c,
-        "normalisation has {} channels, images {c}",
-        norm.mean.len()
-    );
-    assert_eq!(norm.std.len(), c, "normalisation std has the wrong length");
+    crate::augment::assert_channels(norm, c);
     let fill: Vec<f32> = norm.mean.iter().map(|m| m * 255.0).collect();
     let plane = h * w;
     let mut images = Vec::with_capacity(indices.len() * c * plane);
