@@ -93,7 +93,12 @@ pub fn compile(name: &str, text: &str, net: &NetArgs) -> Result<Network, Failed>
         input: net.input,
         ..Default::default()
     };
-    dsl::compile(name, text, &overrides).map_err(|e| {
+    compile_with(name, text, &overrides)
+}
+
+/// Compiles the network, printing its errors.
+fn compile_with(name: &str, text: &str, overrides: &Overrides) -> Result<Network, Failed> {
+    dsl::compile(name, text, overrides).map_err(|e| {
         eprintln!("{e}");
         Failed
     })
@@ -207,8 +212,9 @@ pub fn compile_for_data(
 }
 
 /// Compiles the network for images of `shape` (C, H, W) and `classes`
-/// classes: the input follows the data, and a `classes` parameter is set
-/// unless the user set it. The output must then have one value per class.
+/// classes: the input follows the data, and a `classes` parameter, where the
+/// network declares one, is set unless the user set it. The output must then
+/// have one value per class.
 pub fn compile_for(
     name: &str,
     text: &str,
@@ -225,7 +231,7 @@ pub fn compile_for(
             )));
         }
     }
-    let net = dsl::compile(
+    let net = compile_with(
         name,
         text,
         &Overrides {
@@ -236,11 +242,7 @@ pub fn compile_for(
                 .collect(),
             input: Some(shape64),
         },
-    )
-    .map_err(|e| {
-        eprintln!("{e}");
-        Failed
-    })?;
+    )?;
     if let Some(k) = classes {
         let outputs = net.graph[net.output].shape.elements().unwrap_or(0);
         if outputs != k as u64 {
