@@ -280,6 +280,27 @@ impl Op {
         }
     }
 
+    /// Whether the op has trainable weights (conv, linear, batch norm's
+    /// scale and shift, PReLU's slopes): its output needs a gradient in
+    /// training unless it is frozen.
+    pub fn is_trainable(&self) -> bool {
+        match self {
+            Op::Conv { .. } | Op::Linear { .. } | Op::BatchNorm { .. } | Op::Prelu => true,
+            Op::Input
+            | Op::Pool { .. }
+            | Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::Lrn { .. }
+            | Op::Dropout { .. }
+            | Op::Act(_)
+            | Op::Flatten
+            | Op::Identity
+            | Op::Concat
+            | Op::Add
+            | Op::ZeroPad { .. } => false,
+        }
+    }
+
     /// Whether the op has weights: conv and linear, the layers papers count
     /// in a network's depth.
     pub fn is_weight_layer(&self) -> bool {

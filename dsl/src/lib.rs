@@ -16,6 +16,7 @@ pub mod ir;
 pub mod lexer;
 pub mod ops;
 pub mod parser;
+pub mod plan;
 #[deny(clippy::wildcard_enum_match_arm)]
 pub mod shape;
 pub mod value;

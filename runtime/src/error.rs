@@ -40,7 +40,7 @@ pub enum Error {
 
 impl Error {
     /// The `candle_core::Error` of `context`, for `map_err`.
-    pub(crate) fn tensor(context: &'static str) -> impl Fn(candle_core::Error) -> Error {
+    pub fn tensor(context: &'static str) -> impl Fn(candle_core::Error) -> Error {
         move |source| Error::Tensor { context, source }
     }
 

@@ -11,6 +11,7 @@ use crate::init::initial_value;
 use crate::kernels::{self, Conv2dGeometry, Pool2dGeometry, PoolMode};
 use candle_core::{DType, Device, Tensor, Var, D};
 use dsl::ir::{Activation, Network, Op, PoolKind, Shape, TensorKind};
+use dsl::plan::Fused;
 use rand::Rng;
 
 /// Training or evaluation: BN statistics and dropout differ.
@@ -107,109 +108,6 @@ pub struct Model {
     heads: Vec<usize>,
     device: Device,
     dtype: DType,
-}
-
-/// Ops that run as one because the second is the first's only reader: a convolution
-/// with the batch norm and/or ReLU after it (inference only, [`Fusion`]), a residual
-/// sum with its ReLU ([`kernels::norm::add_relu`]) and a batch norm with its ReLU
-/// (every mode).
-#[derive(Clone, Copy, Debug)]
-enum Fused {
-    Conv(Fusion),
-    AddRelu { relu: usize },
-    BnRelu { relu: usize },
-}
-
-/// A convolution's only reader a batch norm, and/or the only reader after it a ReLU:
-/// in inference (nothing recorded for a backward) the three run as one convolution,
-/// the batch norm folded into the weights and a bias, the ReLU applied per chunk
-/// while it is in cache. Saves a pass over the activations per folded op.
-#[derive(Clone, Copy, Debug)]
-struct Fusion {
-    bn: Option<usize>,
-    relu: Option<usize>,
-}
-
-impl Fusion {
-    /// The steps whose work the convolution `conv` takes over, and whose output it gives.
-    fn last(&self, conv: usize) -> usize {
-        self.relu.or(self.bn).unwrap_or(conv)
-    }
-}
-
-impl Fused {
-    /// Per step, the ops that run with it.
-    fn of(steps: &[Step]) -> Vec<Option<Fused>> {
-        let mut only_reader = vec![None; steps.len()];
-        for (i, s) in steps.iter().enumerate() {
-            for &j in &s.inputs {
-                only_reader[j] = (steps[j].readers == 1).then_some(i);
-            }
-        }
-        let follower = |i: usize, wanted: FusionPart| {
-            only_reader[i]
-                .filter(|&j| steps[j].inputs == [i] && fusion_part(&steps[j].op) == Some(wanted))
-        };
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| match fusion_part(&s.op)? {
-                FusionPart::Conv => {
-                    let bn = follower(i, FusionPart::BatchNorm);
-                    let relu = follower(bn.unwrap_or(i), FusionPart::Relu);
-                    (bn.is_some() || relu.is_some()).then_some(Fused::Conv(Fusion { bn, relu }))
-                }
-                FusionPart::Add if s.inputs.len() == 2 => {
-                    follower(i, FusionPart::Relu).map(|relu| Fused::AddRelu { relu })
-                }
-                FusionPart::BatchNorm => {
-                    follower(i, FusionPart::Relu).map(|relu| Fused::BnRelu { relu })
-                }
-                FusionPart::Add | FusionPart::Relu => None,
-            })
-            .collect()
-    }
-}
-
-/// The part an op can play in a [`Fused`] group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FusionPart {
-    Conv,
-    BatchNorm,
-    Relu,
-    Add,
-}
-
-/// Every op named, so that a new op is placed here (most play no part).
-#[deny(clippy::wildcard_enum_match_arm)]
-fn fusion_part(op: &Op) -> Option<FusionPart> {
-    match op {
-        Op::Conv { .. } => Some(FusionPart::Conv),
-        Op::BatchNorm { .. } => Some(FusionPart::BatchNorm),
-        Op::Act(a) => match a {
-            Activation::Relu => Some(FusionPart::Relu),
-            Activation::LeakyRelu { .. }
-            | Activation::Elu { .. }
-            | Activation::Selu
-            | Activation::Gelu
-            | Activation::Sigmoid
-            | Activation::Tanh
-            | Activation::Softmax => None,
-        },
-        Op::Add => Some(FusionPart::Add),
-        Op::Input
-        | Op::Linear { .. }
-        | Op::Pool { .. }
-        | Op::GlobalAvgPool
-        | Op::AdaptiveAvgPool { .. }
-        | Op::Lrn { .. }
-        | Op::Dropout { .. }
-        | Op::Prelu
-        | Op::Flatten
-        | Op::Identity
-        | Op::Concat
-        | Op::ZeroPad { .. } => None,
-    }
 }
 
 fn usize_of(v: u64, what: &str) -> Result<usize, Error> {
@@ -310,7 +208,7 @@ impl Model {
             input,
             outputs,
             tensors,
-            fusions: Fused::of(&steps),
+            fusions: dsl::plan::fusions(net),
             steps,
             main,
             heads,
@@ -419,12 +317,10 @@ impl Model {
                         .expect("an input is computed before its readers")
                 })
                 .collect();
-            let fused = self.fusions[i].filter(|f| match f {
-                Fused::Conv(_) => mode == Mode::Infer,
-                Fused::AddRelu { .. } | Fused::BnRelu { .. } => true,
-            });
+            // The conv group folds running statistics: inference only.
+            let fused = self.fusions[i].filter(|f| f.in_training() || mode == Mode::Infer);
             let out = match fused {
-                Some(Fused::Conv(f)) => self.run_fused_conv(step, f, args[0]),
+                Some(Fused::Conv { bn, relu }) => self.run_fused_conv(step, bn, relu, args[0]),
                 Some(Fused::AddRelu { .. }) => kernels::norm::add_relu(args[0], args[1]),
                 Some(Fused::BnRelu { .. }) => {
                     let Op::BatchNorm { eps, momentum, .. } = step.op else {
@@ -436,15 +332,12 @@ impl Model {
             }
             .map_err(|e| e.context(format!("in `{}` ({})", step.name, step.op.kind())))?;
             let at = match fused {
-                Some(Fused::Conv(f)) => {
-                    for j in [f.bn, f.relu].into_iter().flatten() {
+                Some(f) => {
+                    // The group's other ops are done: their work is in `out`.
+                    for j in f.taken_over().into_iter().flatten() {
                         done[j] = true;
                     }
                     f.last(i)
-                }
-                Some(Fused::AddRelu { relu } | Fused::BnRelu { relu }) => {
-                    done[relu] = true;
-                    relu
                 }
                 None => i,
             };
@@ -488,13 +381,10 @@ impl Model {
     /// training and its BN keeps evaluation mode (running statistics, no
     /// updates). Returns how many ops were frozen, per prefix.
     pub fn freeze(&mut self, prefixes: &[String]) -> Vec<usize> {
-        let matches = |name: &str, p: &str| {
-            name == p || (name.starts_with(p) && name[p.len()..].starts_with('.'))
-        };
         let mut counts = vec![0; prefixes.len()];
         for step in &mut self.steps {
             for (i, p) in prefixes.iter().enumerate() {
-                if matches(&step.name, p) {
+                if dsl::plan::frozen_by(&step.name, std::slice::from_ref(p)) {
                     counts[i] += 1;
                     step.frozen = true;
                 }
@@ -632,10 +522,16 @@ impl Model {
         })
     }
 
-    /// A convolution with the batch norm and ReLU after it ([`Fusion`]), in inference:
+    /// A convolution with the batch norm and ReLU after it ([`Fused::Conv`]), in inference:
     /// with s = γ/√(σ²+ε), the weights scaled by s per output channel and the bias
     /// (b − μ)·s + β.
-    fn run_fused_conv(&self, step: &Step, f: Fusion, x: &Tensor) -> candle_core::Result<Tensor> {
+    fn run_fused_conv(
+        &self,
+        step: &Step,
+        bn: Option<usize>,
+        relu: Option<usize>,
+        x: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let Op::Conv { out, bias, .. } = step.op else {
             unreachable!("only convolutions are fused")
         };
@@ -645,7 +541,7 @@ impl Model {
         } else {
             Tensor::zeros(out as usize, w.dtype(), w.device())?
         };
-        if let Some(j) = f.bn {
+        if let Some(j) = bn {
             let bn = &self.steps[j];
             let Op::BatchNorm { eps, .. } = bn.op else {
                 unreachable!("a fusion's bn is a batch norm")
@@ -662,7 +558,7 @@ impl Model {
             w = w.broadcast_mul(&scale.reshape((out as usize, 1, 1, 1))?)?;
             b = ((b - mean)? * &scale)?.add(&beta)?;
         }
-        kernels::conv::conv2d_bias_relu(x, &w, &b, f.relu.is_some(), &conv_geometry(&step.op))
+        kernels::conv::conv2d_bias_relu(x, &w, &b, relu.is_some(), &conv_geometry(&step.op))
     }
 
     /// Batch normalisation over every axis but the channels (BN2d on images,
@@ -780,7 +676,7 @@ pub fn dropout(x: &Tensor, p: f64, rng: &mut impl Rng) -> candle_core::Result<Te
         })
         .collect();
     let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-    x * mask
+    kernels::mask::mul_mask(x, &mask)
 }
 
 /// SELU's constants, as PyTorch (Klambauer et al. 2017).

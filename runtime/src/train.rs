@@ -104,6 +104,67 @@ fn clip(grads: Vec<Option<Tensor>>, max: f64) -> candle_core::Result<Vec<Option<
 }
 
 /// Normalisation statistics stored in a checkpoint.
+/// What one optimiser step is given besides the model and the optimiser.
+pub struct StepInputs<'a, R: rand::Rng> {
+    pub x: &'a Tensor,
+    pub lr: f64,
+    /// Clip the gradients' global norm to this.
+    pub clip: Option<f64>,
+    /// Dropout's masks.
+    pub rng: &'a mut R,
+}
+
+/// How an optimiser step ended.
+pub enum Stepped<T> {
+    /// The loss, and what `read` took from the outputs.
+    Done { loss: f64, read: T },
+    /// The loss was not a number: nothing was updated.
+    Diverged(f64),
+}
+
+/// One optimiser step: forward in training mode, `loss` of the outputs,
+/// backward, gradient clipping, update. `read` sees the outputs before the
+/// forward's graph is dropped, which happens before the optimiser runs, so
+/// the step's peak is the larger of the backward's and the update's
+/// (docs/costs.md, "Training"; `cnncost NET --train` predicts it).
+pub fn optimizer_step<R: rand::Rng, T>(
+    model: &Model,
+    optimizer: &mut Optimizer,
+    inputs: StepInputs<R>,
+    loss: impl FnOnce(&Outputs) -> Result<Tensor>,
+    read: impl FnOnce(&Outputs) -> Result<T>,
+) -> Result<Stepped<T>> {
+    let out = model
+        .forward(inputs.x, Mode::Train, inputs.rng)
+        .map_err(Error::tensor("forward"))?;
+    let loss = loss(&out)?;
+    let loss_value = scalar(&loss).map_err(Error::tensor("loss"))?;
+    if !loss_value.is_finite() {
+        return Ok(Stepped::Diverged(loss_value));
+    }
+    let read = read(&out)?;
+    let grads = loss.backward().map_err(Error::tensor("backward"))?;
+    // The forward's graph (every tensor it recorded) goes before the
+    // optimiser allocates.
+    drop(loss);
+    drop(out);
+    let mut g: Vec<Option<Tensor>> = model
+        .params()
+        .map(|p| grads.get(p.var.as_tensor()).cloned())
+        .collect();
+    drop(grads);
+    if let Some(max) = inputs.clip {
+        g = clip(g, max).map_err(Error::tensor("clipping"))?;
+    }
+    optimizer
+        .step(model, &g, inputs.lr)
+        .map_err(Error::tensor("optimizer"))?;
+    Ok(Stepped::Done {
+        loss: loss_value,
+        read,
+    })
+}
+
 pub fn checkpoint_normalization(c: &Checkpoint) -> Result<Normalization> {
     Ok(Normalization {
         mean: c.required(&c.meta.mean, "mean")?.clone(),
@@ -312,49 +373,47 @@ impl<'a> Trainer<'a> {
             None => batch.images.clone(),
         };
         let x = images_tensor(model, images, batch.len).map_err(Error::tensor("batch"))?;
-        let out = model
-            .forward(&x, Mode::Train, &mut step_rng(config.seed, step))
-            .map_err(Error::tensor("forward"))?;
-        let loss = self.loss(&out, batch, mixed.as_ref())?;
-        let loss_value = scalar(&loss).map_err(Error::tensor("loss"))?;
-        if !loss_value.is_finite() {
-            return Err(self.diverged(loss_value, epoch, lr));
-        }
-        let grads = loss.backward().map_err(Error::tensor("backward"))?;
-        let mut g: Vec<Option<Tensor>> = model
-            .params()
-            .map(|p| grads.get(p.var.as_tensor()).cloned())
-            .collect();
-        drop(grads);
-        if let Some(max) = config.clip_grad_norm {
-            g = clip(g, max).map_err(Error::tensor("clipping"))?;
-        }
         if let Some(m) = self.schedule.momentum_at(step, self.total) {
             match self.optimizer.settings.kind {
                 OptimizerKind::Sgd => self.optimizer.settings.momentum = m,
                 _ => self.optimizer.settings.betas.0 = m,
             }
         }
-        self.optimizer
-            .step(model, &g, lr)
-            .map_err(Error::tensor("optimizer"))?;
+        // On a mixed batch, accuracy is the lambda-weighted hit rate on
+        // both label sets.
+        let hit_rate = |main: &Tensor| -> Result<f64> {
+            let hits = |labels: &[u32]| -> Result<f64> {
+                Ok(correct_top1_topk(main, labels, 1)
+                    .map_err(Error::tensor("accuracy"))?
+                    .0 as f64)
+            };
+            match &mixed {
+                None => hits(&batch.labels),
+                Some(m) => {
+                    let l = f64::from(m.lambda);
+                    Ok(l * hits(&m.labels_a)? + (1.0 - l) * hits(&m.labels_b)?)
+                }
+            }
+        };
+        let done = optimizer_step(
+            model,
+            &mut self.optimizer,
+            StepInputs {
+                x: &x,
+                lr,
+                clip: config.clip_grad_norm,
+                rng: &mut step_rng(config.seed, step),
+            },
+            |out| Self::loss((model, config), out, batch, mixed.as_ref()),
+            |out| hit_rate(&out.main),
+        )?;
+        let (loss_value, hit) = match done {
+            Stepped::Done { loss, read } => (loss, read),
+            Stepped::Diverged(loss) => return Err(self.diverged(loss, epoch, lr)),
+        };
         if let Some(e) = self.ema.as_mut() {
             e.update(model).map_err(Error::tensor("ema"))?;
         }
-        // On a mixed batch, accuracy is the lambda-weighted hit rate on
-        // both label sets.
-        let hits = |labels: &[u32]| -> Result<f64> {
-            Ok(correct_top1_topk(&out.main, labels, 1)
-                .map_err(Error::tensor("accuracy"))?
-                .0 as f64)
-        };
-        let hit = match &mixed {
-            None => hits(&batch.labels)?,
-            Some(m) => {
-                let l = f64::from(m.lambda);
-                l * hits(&m.labels_a)? + (1.0 - l) * hits(&m.labels_b)?
-            }
-        };
         tally.loss_sum += loss_value * batch.len as f64;
         tally.correct += hit;
         tally.seen += batch.len;
@@ -366,9 +425,12 @@ impl<'a> Trainer<'a> {
     }
 
     /// The training loss of `out` on `batch`, or on its mixed version.
-    fn loss(&self, out: &Outputs, batch: &Batch, mixed: Option<&MixedBatch>) -> Result<Tensor> {
-        let model = self.job.model;
-        let config = self.config;
+    fn loss(
+        (model, config): (&Model, &TrainConfig),
+        out: &Outputs,
+        batch: &Batch,
+        mixed: Option<&MixedBatch>,
+    ) -> Result<Tensor> {
         let tensor_of =
             |labels: &[u32]| Tensor::new(labels, model.device()).map_err(Error::tensor("labels"));
         let labels = tensor_of(&batch.labels)?;

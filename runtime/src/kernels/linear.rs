@@ -81,9 +81,13 @@ impl CustomOp2 for LinearOp {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Both products keep gemm's large operand contiguous along its `m` axis.
-        let dx = x.track_op().then(|| dy.matmul(w)).transpose()?;
-        let dw = w.track_op().then(|| dy.t()?.matmul(x)).transpose()?;
+        // Both products keep gemm's large operand contiguous along its `m` axis. On
+        // detached operands: a product with the tracked `x` or `w` would record them, and
+        // the weight's gradient (kept until the optimiser has run) would keep the whole
+        // forward graph alive with it.
+        let (xd, wd) = (x.detach(), w.detach());
+        let dx = x.track_op().then(|| dy.matmul(&wd)).transpose()?;
+        let dw = w.track_op().then(|| dy.t()?.matmul(&xd)).transpose()?;
         Ok((dx, dw))
     }
 }

@@ -26,6 +26,7 @@
 //! matmul      util                    the one wrapper over the gemm crate
 //! gradcheck   (candle only)           the tests' gradient checker
 //! linear      dispatch, matmul, util
+//! mask        dispatch, util          dropout's product, no gradient for the mask
 //! norm        dispatch, util
 //! pool        dispatch, util
 //! shortcut    dispatch, util
@@ -37,6 +38,7 @@
 pub mod conv;
 pub mod gradcheck;
 pub mod linear;
+pub mod mask;
 pub mod norm;
 pub mod pool;
 pub mod shortcut;
@@ -48,4 +50,4 @@ mod util;
 pub use conv::{conv2d, Conv2dGeometry};
 pub use linear::linear;
 pub use pool::{adaptive_avg_pool2d, pool2d, Pool2dGeometry, PoolMode};
-pub use util::{configure_process, num_threads};
+pub use util::{configure_process, num_threads, scratch_bytes};

@@ -9,12 +9,6 @@ use crate::kernels::util::{num_threads, Elem};
 
 const PAR_MIN: usize = 1 << 15;
 
-/// Fewer channels than this (in or out) run im2col even where Winograd applies: with
-/// 16 channels its 36 products are too thin for the gemm and the transforms dominate
-/// (ResNet-20's first stage ran at 0.75x im2col's speed; 32 channels at 1.1-1.2x, 64 at
-/// 1.8x; `conv_phases`).
-const WINOGRAD_MIN_CHANNELS: usize = 32;
-
 /// Whether the 3x3 fast paths (Winograd and the direct kernel) are switched off
 /// (`CNNCOST_WINOGRAD=0`): im2col runs instead, for A/B runs and for comparing paths.
 fn fast_paths_disabled() -> bool {
@@ -43,18 +37,27 @@ impl Dims {
         })
     }
 
-    /// Winograd F(4x4, 3x3): a 3x3 conv with at least [`WINOGRAD_MIN_CHANNELS`] channels
+    /// Winograd F(4x4, 3x3): a 3x3 conv with at least [`dsl::plan::WINOGRAD_MIN_CHANNELS`] channels
     /// in and out.
     pub(super) fn winograd(&self) -> Option<Conv3x3> {
-        self.conv3x3()
-            .filter(|s| s.c.min(s.k) >= WINOGRAD_MIN_CHANNELS)
+        let g = &self.g;
+        self.conv3x3().filter(|_| {
+            dsl::plan::winograd_applies(
+                [self.kh, self.kw].map(|v| v as u64),
+                g.stride.map(|v| v as u64),
+                g.dilation.map(|v| v as u64),
+                g.groups as u64,
+                [self.c, self.o].map(|v| v as u64),
+            )
+        })
     }
 
     /// The direct kernel (f32 with AVX-512 only): a 3x3 conv with fewer channels (in or
     /// out) than Winograd takes, on rows that fill its strips of 32 outputs.
     pub(super) fn direct(&self) -> Option<Conv3x3> {
-        self.conv3x3()
-            .filter(|s| s.c.min(s.k) < WINOGRAD_MIN_CHANNELS && direct::fills_strips(s.ow))
+        self.conv3x3().filter(|s| {
+            (s.c.min(s.k) as u64) < dsl::plan::WINOGRAD_MIN_CHANNELS && direct::fills_strips(s.ow)
+        })
     }
 }
 
@@ -79,11 +82,7 @@ const CHUNKS_MAX_IMAGE_BYTES: usize = 8 << 20;
 impl Dims {
     /// Samples per chunk of [`Split::Within`]: enough columns for an efficient gemm, a bounded column matrix.
     fn chunk(&self) -> usize {
-        let p = self.p().max(1);
-        let by_cols = 2048usize.div_ceil(p);
-        let rows = (self.c * self.kk()).max(1);
-        let by_mem = ((4usize << 20) / (rows * p)).max(1);
-        by_cols.min(by_mem).clamp(1, self.n.max(1))
+        dsl::plan::im2col_chunk(self.n, self.c * self.kk(), self.p())
     }
 
     fn split<T>(&self, threads: usize) -> Split {

@@ -28,6 +28,14 @@ thread_local! {
         const { [const { RefCell::new(Vec::new()) }; SCRATCH_SLOTS] };
 }
 
+/// Bytes held by every thread's scratch buffers (they grow and stay): the
+/// workspace that `cnncost NET --train` predicts.
+static SCRATCH_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub fn scratch_bytes() -> usize {
+    SCRATCH_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Calls `f` with this thread's scratch buffer `slot` (0 to 3), at least `len` long and
 /// holding stale values: `f` must write what it reads. A slot already in use (a nested
 /// call on the same thread, through rayon's work stealing) gives a fresh buffer instead.
@@ -39,7 +47,12 @@ pub(crate) fn with_scratch<T: Elem, R>(
     T::scratch().with(|slots| match slots[slot].try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
+                let before = buf.capacity();
                 buf.resize(len, T::ZERO);
+                SCRATCH_BYTES.fetch_add(
+                    (buf.capacity() - before) * std::mem::size_of::<T>(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             f(&mut buf[..len])
         }

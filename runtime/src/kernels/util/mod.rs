@@ -21,6 +21,7 @@ pub(crate) mod simd;
 pub(crate) mod transpose;
 
 pub(crate) use disjoint::Disjoint;
+pub use elem::scratch_bytes;
 pub(crate) use elem::{relu_of, with_scratch, Elem};
 pub(crate) use par::{par_extend_rows, par_map, par_rows, par_zip_map};
 pub use process::{configure_process, num_threads};
