@@ -2,7 +2,7 @@
 //! example. The rules and their sources are in docs/costs.md; every product
 //! is checked, so an overflow is reported, never wrapped.
 
-use dsl::ir::{Activation, Op, Shape, TensorKind};
+use dsl::ir::{Activation, Op, PoolKind, Shape, TensorKind};
 
 /// Costs of one op for one example (batch 1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -135,6 +135,125 @@ pub fn op_cost(op: &Op, inputs: &[Shape], out: Shape) -> Option<OpCost> {
         | Op::ZeroPad { .. } => c.flops = product(&[out_elems, flops_per_element(op)])?,
     }
     Some(c)
+}
+
+/// The backward pass of one op for one example: multiply-adds of the input
+/// and weight gradients (conv and linear only) and all FLOPs. The rules and
+/// their sources are in docs/costs.md ("Training").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackwardCost {
+    /// dX of conv and linear: the transposed product, as many MACs as the
+    /// forward.
+    pub input_macs: u64,
+    /// dW of conv and linear: as many MACs as the forward.
+    pub weight_macs: u64,
+    /// Every FLOP: 2 per MAC above, the bias gradient's sums, and the
+    /// element-wise rules of the other ops.
+    pub flops: u64,
+}
+
+impl BackwardCost {
+    pub fn macs(&self) -> u64 {
+        self.input_macs.saturating_add(self.weight_macs)
+    }
+}
+
+/// The backward of `op` (forward cost `fwd`, one example): `input_grad`
+/// whether its first operand needs a gradient, `weights_train` whether its
+/// weights do (not frozen). `None` on overflow.
+pub fn backward_cost(
+    op: &Op,
+    inputs: &[Shape],
+    out: Shape,
+    fwd: &OpCost,
+    input_grad: bool,
+    weights_train: bool,
+) -> Option<BackwardCost> {
+    let mut b = BackwardCost::default();
+    let out_elems = out.elements()?;
+    let in_elems = inputs.first().map_or(Some(0), Shape::elements)?;
+    // FLOPs per input element of an element-wise rule, when the input
+    // needs a gradient.
+    let per_input = |k: u64| -> Option<u64> {
+        if input_grad {
+            in_elems.checked_mul(k)
+        } else {
+            Some(0)
+        }
+    };
+    match op {
+        Op::Conv { bias, .. } | Op::Linear { bias, .. } => {
+            b.input_macs = if input_grad { fwd.macs } else { 0 };
+            b.weight_macs = if weights_train { fwd.macs } else { 0 };
+            // The bias gradient sums dY over every output position.
+            let bias_flops = if *bias && weights_train { out_elems } else { 0 };
+            b.flops = b.macs().checked_mul(2)?.checked_add(bias_flops)?;
+        }
+        // Max pool routes each output's gradient to its argmax (one add per
+        // output); average pool spreads it over the window (one per window
+        // element, as the forward).
+        Op::Pool { kind, .. } => {
+            b.flops = if !input_grad {
+                0
+            } else {
+                match kind {
+                    PoolKind::Max => out_elems,
+                    PoolKind::Avg => fwd.flops,
+                }
+            }
+        }
+        Op::GlobalAvgPool | Op::AdaptiveAvgPool { .. } => {
+            b.flops = if input_grad { fwd.flops } else { 0 };
+        }
+        // dβ = Σdy (1); dγ = Σdy·x̂ with x̂ = (x−μ)/σ (4); dx = γ/σ·(dy −
+        // Σdy/M − x̂·Σdy·x̂/M) (4): 9 per element with every gradient, 5
+        // for dγ and dβ alone.
+        Op::BatchNorm { .. } => {
+            let k = match (input_grad, weights_train) {
+                (true, _) => 9,
+                (false, true) => 5,
+                (false, false) => 0,
+            };
+            b.flops = in_elems.checked_mul(k)?;
+        }
+        // The forward's arithmetic again for the window sums, then the
+        // chain rule through the power and the division: twice the forward.
+        Op::Lrn { .. } => {
+            b.flops = if input_grad {
+                fwd.flops.checked_mul(2)?
+            } else {
+                0
+            }
+        }
+        Op::Dropout { .. } => b.flops = per_input(1)?,
+        Op::Act(a) => {
+            b.flops = per_input(match a {
+                // A select on the sign.
+                Activation::Relu | Activation::LeakyRelu { .. } => 1,
+                // dy·f'(x) with f' from the result: 2 (ELU, SELU: y + α·s).
+                Activation::Elu { .. } | Activation::Selu => 2,
+                // dy·y·(1−y), dy·(1−y²): 3.
+                Activation::Sigmoid | Activation::Tanh => 3,
+                // dy·(Φ(x) + x·φ(x)), φ an exponential: 6.
+                Activation::Gelu => 6,
+                // y·(dy − Σdy·y): 4.
+                Activation::Softmax => 4,
+            })?;
+        }
+        // dx = dy·(x>0 ? 1 : a) (1) and da = Σ dy·min(x,0) (2).
+        Op::Prelu => {
+            let w = if weights_train {
+                in_elems.checked_mul(2)?
+            } else {
+                0
+            };
+            b.flops = per_input(1)?.checked_add(w)?;
+        }
+        // Gradients pass through (add, views) or are sliced and copied
+        // (concat, zero padding): no arithmetic.
+        Op::Input | Op::Flatten | Op::Identity | Op::Concat | Op::Add | Op::ZeroPad { .. } => {}
+    }
+    Some(b)
 }
 
 /// Whether an op writes a new tensor, or reuses its input's storage: views

@@ -3,6 +3,7 @@
 
 use crate::cost::{adaptive_window_sum, flops_per_element};
 use crate::render::{number, thousands};
+use crate::training::Training;
 use crate::Analysis;
 use dsl::ir::{Op, Shape};
 use petgraph::graph::NodeIndex;
@@ -275,5 +276,77 @@ fn explain_op(a: &Analysis, n: NodeIndex) -> String {
         number(rf.h.stride),
         number(rf.h.start)
     );
+    if let Some(t) = &a.training {
+        explain_training(&mut s, a, t, n);
+    }
     s
+}
+
+/// The backward's formulas with their numbers, and what is kept and why.
+fn explain_training(s: &mut String, a: &Analysis, t: &Training, n: NodeIndex) {
+    let l = &t.layers[n.index()];
+    let node = &a.network.graph[n];
+    let fwd = a.layer(n).cost.macs;
+    let _ = writeln!(s, "  training ({} policy):", t.policy);
+    if l.excluded {
+        let _ = writeln!(s, "    left out (a training head)");
+        return;
+    }
+    if !l.tracked {
+        let _ = writeln!(
+            s,
+            "    no backward: neither its input nor its weights need a gradient{}",
+            if l.frozen { " (frozen)" } else { "" }
+        );
+        return;
+    }
+    let b = &l.backward;
+    if node.op.is_weight_layer() {
+        let _ = writeln!(
+            s,
+            "    dX = dY * W^T (the transposed product): {} MACs{}",
+            thousands(b.input_macs),
+            if b.input_macs == 0 {
+                " (its input needs no gradient: the network's input, or frozen layers before it)"
+            } else {
+                " (as many as the forward's)"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "    dW = X^T * dY summed over the batch: {} MACs{}",
+            thousands(b.weight_macs),
+            if b.weight_macs == 0 { " (frozen)" } else { "" }
+        );
+        let _ = writeln!(
+            s,
+            "    backward FLOPs = 2 x {} MACs{} = {}   (forward MACs {})",
+            thousands(b.macs()),
+            if b.flops > b.macs().saturating_mul(2) {
+                " + bias gradient and gradient sums"
+            } else {
+                ""
+            },
+            thousands(b.flops),
+            thousands(fwd)
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "    backward FLOPs {} (docs/costs.md, \"Training\")",
+            thousands(b.flops)
+        );
+    }
+    if l.kept.is_empty() {
+        let _ = writeln!(s, "    keeps nothing: {}", l.why);
+    } else {
+        let what: Vec<&str> = l.kept.iter().map(|k| k.what).collect();
+        let _ = writeln!(s, "    keeps {}: {}", what.join(", "), l.why);
+        let _ = writeln!(
+            s,
+            "    {} bytes ({} KB) first kept here (storage shared with an earlier keeper counts there)",
+            thousands(l.saved_bytes),
+            crate::render::kilobytes(l.saved_bytes)
+        );
+    }
 }

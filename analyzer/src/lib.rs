@@ -11,6 +11,7 @@ pub mod explain;
 pub mod receptive_field;
 pub mod render;
 pub mod rows;
+pub mod training;
 
 use cost::{op_cost, reuses_input, OpCost};
 use dsl::diagnostic::Diagnostic;
@@ -117,6 +118,8 @@ pub struct Analysis<'n> {
     /// Training: every head counted. Equal to `totals` when there is no
     /// training-only head.
     pub train_totals: Totals,
+    /// A training step's costs, when asked for (`with_training`).
+    pub training: Option<training::Training>,
 }
 
 impl Analysis<'_> {
@@ -142,13 +145,13 @@ fn overflow(net: &Network, node: NodeIndex, what: &str) -> Diagnostic {
 
 /// Every node's inputs in operand order, gathered once into one array
 /// (networks of a million ops are analyzed in well under a second).
-struct InputTable {
+pub(crate) struct InputTable {
     start: Vec<usize>,
     flat: Vec<NodeIndex>,
 }
 
 impl InputTable {
-    fn new(net: &Network) -> InputTable {
+    pub(crate) fn new(net: &Network) -> InputTable {
         let g = &net.graph;
         let mut start = Vec::with_capacity(g.node_count() + 1);
         let mut flat = Vec::with_capacity(g.edge_count());
@@ -166,7 +169,7 @@ impl InputTable {
         start.push(flat.len());
         InputTable { start, flat }
     }
-    fn of(&self, n: NodeIndex) -> &[NodeIndex] {
+    pub(crate) fn of(&self, n: NodeIndex) -> &[NodeIndex] {
         &self.flat[self.start[n.index()]..self.start[n.index() + 1]]
     }
 }
@@ -247,7 +250,17 @@ pub fn analyze(net: &Network, options: Options) -> Result<Analysis<'_>, Diagnost
         layers,
         totals,
         train_totals,
+        training: None,
     })
+}
+
+/// The analysis with a training step's costs (`cnncost NET --train`).
+pub fn with_training<'n>(
+    mut a: Analysis<'n>,
+    options: &training::TrainOptions,
+) -> Result<Analysis<'n>, Diagnostic> {
+    a.training = Some(training::training(&a, options)?);
+    Ok(a)
 }
 
 fn included(role: Role, train: bool) -> bool {

@@ -1,6 +1,7 @@
 //! The stable JSON format, documented in docs/json.md.
 
 use crate::receptive_field::Axis;
+use crate::training::Training;
 use crate::{Analysis, Totals};
 use dsl::ir::Role;
 use serde_json::{json, Value};
@@ -42,6 +43,30 @@ fn totals(t: &Totals) -> Value {
     })
 }
 
+/// The version of this format (docs/json.md): 2 added `format_version`
+/// and, with `--train`, the training fields.
+pub const FORMAT_VERSION: u32 = 2;
+
+fn training(t: &Training) -> Value {
+    json!({
+        "optimizer": t.optimizer.name(),
+        "saved_policy": t.policy.name(),
+        "forward_flops": t.forward_flops,
+        "backward_macs": t.backward_macs(),
+        "backward_input_macs": t.backward_input_macs,
+        "backward_weight_macs": t.backward_weight_macs,
+        "backward_flops": t.backward_flops,
+        "trainable_params": t.trainable_params,
+        "weights_bytes": t.weights_bytes,
+        "gradients_bytes": t.gradients_bytes,
+        "optimizer_state_bytes": t.optimizer_state_bytes,
+        "saved_bytes": t.saved_bytes,
+        "workspace_bytes": t.workspace_bytes,
+        "peak_bytes": t.peak_bytes,
+        "peak_at": t.peak_at,
+    })
+}
+
 pub fn json(a: &Analysis) -> Value {
     let net = a.network;
     let layers: Vec<Value> = a
@@ -51,7 +76,7 @@ pub fn json(a: &Analysis) -> Value {
         .map(|l| {
             let n = &net.graph[l.node];
             let loc = net.source.location(n.span.start);
-            json!({
+            let mut v = json!({
                 "name": n.name,
                 "op": n.op.kind(),
                 "output": n.shape.dims(),
@@ -68,10 +93,18 @@ pub fn json(a: &Analysis) -> Value {
                     Role::Head { train: true } => "train_head",
                 },
                 "source": {"file": loc.file, "line": loc.line, "col": loc.col},
-            })
+            });
+            if let Some(t) = &a.training {
+                let tl = &t.layers[l.node.index()];
+                v["backward_macs"] = json!(tl.backward.macs());
+                v["backward_flops"] = json!(tl.backward.flops);
+                v["saved_bytes"] = json!(tl.saved_bytes);
+            }
+            v
         })
         .collect();
     let mut v = json!({
+        "format_version": FORMAT_VERSION,
         "network": net.name,
         "input": net.input.dims(),
         "batch": a.options.batch,
@@ -81,6 +114,9 @@ pub fn json(a: &Analysis) -> Value {
     });
     if a.has_train_heads() {
         v["training_totals"] = totals(&a.train_totals);
+    }
+    if let Some(t) = &a.training {
+        v["training"] = training(t);
     }
     v
 }

@@ -20,10 +20,23 @@ pub struct Columns {
     pub receptive_field: bool,
     pub buffers: bool,
     pub percent: bool,
+    /// Backward MACs (with `--train`).
+    pub backward: bool,
+    /// Bytes kept for the backward (with `--train`).
+    pub saved: bool,
 }
 
 impl Columns {
-    pub const NAMES: [&'static str; 4] = ["flops", "rf", "buffers", "percent"];
+    pub const NAMES: [&'static str; 6] = ["flops", "rf", "buffers", "percent", "backward", "saved"];
+
+    /// `--train`'s default: the backward's MACs and the bytes kept for it.
+    pub fn training() -> Columns {
+        Columns {
+            backward: true,
+            saved: true,
+            ..Columns::default()
+        }
+    }
 
     /// Parses `flops,rf` or `all`.
     pub fn parse(list: &str) -> Result<Columns, String> {
@@ -34,12 +47,16 @@ impl Columns {
                 "rf" | "receptive_field" => c.receptive_field = true,
                 "buffers" => c.buffers = true,
                 "percent" | "%" => c.percent = true,
+                "backward" => c.backward = true,
+                "saved" => c.saved = true,
                 "all" => {
                     c = Columns {
                         flops: true,
                         receptive_field: true,
                         buffers: true,
                         percent: true,
+                        backward: true,
+                        saved: true,
                     }
                 }
                 other => {
@@ -65,6 +82,16 @@ pub fn thousands(n: u64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// `233.1 MiB`, `1.75 GiB`: bytes for a summary line.
+pub fn binary_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", b / (1u64 << 20) as f64)
+    }
 }
 
 /// `72.856` (millions, three decimals).
@@ -152,6 +179,22 @@ fn grid(a: &Analysis, rows: &[Row], cols: Columns, exact: bool) -> Vec<Vec<Strin
     if cols.percent {
         header.extend(["% params", "% MACs"].map(String::from));
     }
+    let training = a.training.as_ref().filter(|_| cols.backward || cols.saved);
+    if training.is_some() {
+        if cols.backward {
+            header.push(
+                if exact {
+                    "backward_macs"
+                } else {
+                    "bwd MACs (M)"
+                }
+                .into(),
+            );
+        }
+        if cols.saved {
+            header.push(if exact { "saved_bytes" } else { "saved (KB)" }.into());
+        }
+    }
     let m = |n: u64| if exact { n.to_string() } else { millions(n) };
     let mut out = vec![header];
     for r in rows {
@@ -200,6 +243,25 @@ fn grid(a: &Analysis, rows: &[Row], cols: Columns, exact: bool) -> Vec<Vec<Strin
             cells.push(percent(r.cost.params, t.params));
             cells.push(percent(r.cost.macs, t.macs));
         }
+        if let Some(t) = training {
+            let (macs, saved) = r.nodes.iter().fold((0u64, 0u64), |(m, s), n| {
+                let l = &t.layers[n.index()];
+                (
+                    m.saturating_add(l.backward.macs()),
+                    s.saturating_add(l.saved_bytes),
+                )
+            });
+            if cols.backward {
+                cells.push(m(macs));
+            }
+            if cols.saved {
+                cells.push(if exact {
+                    saved.to_string()
+                } else {
+                    kilobytes(saved)
+                });
+            }
+        }
         out.push(cells);
     }
     let mut total_line = |name: &str, t: &Totals| {
@@ -234,6 +296,25 @@ fn grid(a: &Analysis, rows: &[Row], cols: Columns, exact: bool) -> Vec<Vec<Strin
         if cols.percent {
             cells.extend(["100.0".to_string(), "100.0".to_string()]);
         }
+        if let Some(t) = training {
+            // The training step's totals go on the training line (or the
+            // only one).
+            let here = name == "total (training)" || !a.has_train_heads();
+            if cols.backward {
+                cells.push(if here {
+                    m(t.backward_macs())
+                } else {
+                    String::new()
+                });
+            }
+            if cols.saved {
+                cells.push(match (here, exact) {
+                    (false, _) => String::new(),
+                    (true, true) => t.saved_bytes.to_string(),
+                    (true, false) => kilobytes(t.saved_bytes),
+                });
+            }
+        }
         out.push(cells);
     };
     total_line("total", &a.totals);
@@ -265,7 +346,38 @@ fn footer(a: &Analysis) -> String {
             thousands(tt.macs)
         ));
     }
+    if let Some(t) = &a.training {
+        s.push('\n');
+        s.push_str(&training_summary(a, t));
+    }
     s
+}
+
+/// The training step under the table: the backward's work, the memory by
+/// kind, and the peak.
+pub fn training_summary(a: &Analysis, t: &crate::training::Training) -> String {
+    format!(
+        "training step (batch {batch}, {dtype}, optimizer {opt}, saved tensors as {policy} keeps them):\n\
+         \x20 FLOPs: forward {fwd}, backward {bwd} (conv/linear MACs: input gradients {bin}, weight gradients {bw})\n\
+         \x20 memory: weights {w}, gradients {g}, optimizer state {s}, saved for backward {saved}, workspace {ws}\n\
+         \x20 peak {peak} ({peak_b} bytes), at the {at}",
+        batch = a.options.batch,
+        dtype = a.options.dtype,
+        opt = t.optimizer,
+        policy = t.policy,
+        fwd = thousands(t.forward_flops),
+        bwd = thousands(t.backward_flops),
+        bin = thousands(t.backward_input_macs),
+        bw = thousands(t.backward_weight_macs),
+        w = binary_bytes(t.weights_bytes),
+        g = binary_bytes(t.gradients_bytes),
+        s = binary_bytes(t.optimizer_state_bytes),
+        saved = binary_bytes(t.saved_bytes),
+        ws = binary_bytes(t.workspace_bytes),
+        peak = binary_bytes(t.peak_bytes),
+        peak_b = thousands(t.peak_bytes),
+        at = t.peak_at,
+    )
 }
 
 pub fn table(a: &Analysis, rows: &[Row], cols: Columns) -> String {
