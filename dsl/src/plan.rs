@@ -470,7 +470,12 @@ pub fn training_op(
             let fused_tail = role == GroupRole::Tail;
             match op {
                 Op::Input => t(false, vec![], "the input keeps nothing"),
-                Op::Conv { bias, .. } | Op::Linear { bias, .. } => {
+                Op::Conv { .. } => t(
+                    false,
+                    all_inputs(),
+                    "the convolution keeps its input for the weight gradient (the bias is added in the same kernel)",
+                ),
+                Op::Linear { bias, .. } => {
                     let mut k = all_inputs();
                     if *bias {
                         k.push(Kept::own("output before the bias", out_n, Elem::Activation));
@@ -615,25 +620,13 @@ impl Optimizer {
     /// The most temporaries of one weight tensor's size alive at once while
     /// the step updates that tensor, with each optimiser's default weight
     /// decay (5e-4 for the SGD family, none for Adam, 0.01 decoupled for
-    /// AdamW). `Cnncost`: counted in runtime/src/optim.rs, whose tensor
-    /// expressions keep their temporaries to the end of each statement;
-    /// `Pytorch`: torch.optim's single-tensor (CPU) loops, which update in
-    /// place.
+    /// AdamW). `Cnncost`: none, our kernels update the weight and its state
+    /// in place (runtime/src/kernels/update.rs); `Pytorch`: torch.optim's
+    /// single-tensor loops (the CPU default), which update in place but for
+    /// the decayed gradient and Adam's denominator.
     pub fn step_temporaries(self, policy: SavedPolicy) -> u64 {
         match policy {
-            SavedPolicy::Cnncost => match self {
-                // g = grad + p·wd; p − g·lr.
-                Optimizer::Sgd => 3,
-                // g; buf = st·m + g; p − buf·lr.
-                Optimizer::Momentum => 4,
-                // g; buf; step = g + buf·m; p − step·lr.
-                Optimizer::Nesterov => 5,
-                // m = st₀·b₁ + g·(1−b₁) and v = st₁·b₂ + g²·(1−b₂) in one
-                // statement: seven tensors.
-                Optimizer::Adam => 7,
-                // The decayed weight, then Adam's seven.
-                Optimizer::Adamw => 8,
-            },
+            SavedPolicy::Cnncost => 0,
             SavedPolicy::Pytorch => match self {
                 // d_p = d_p.add(p, alpha=wd); the rest in place.
                 Optimizer::Sgd | Optimizer::Momentum => 1,

@@ -427,16 +427,14 @@ impl Model {
         let first = || args[0];
         Ok(match &step.op {
             Op::Input => x.clone(),
-            Op::Conv { out, bias, .. } => {
+            Op::Conv { bias, .. } => {
                 let g = conv_geometry(&step.op);
-                let y = kernels::conv2d(first(), &self.param(step, 0, mode), &g)?;
+                let w = self.param(step, 0, mode);
                 if *bias {
-                    let b = self
-                        .param(step, 1, mode)
-                        .reshape((1, *out as usize, 1, 1))?;
-                    y.broadcast_add(&b)?
+                    let b = self.param(step, 1, mode);
+                    kernels::conv::conv2d_bias_relu(first(), &w, &b, false, &g)?
                 } else {
-                    y
+                    kernels::conv2d(first(), &w, &g)?
                 }
             }
             Op::Linear { bias, .. } => {

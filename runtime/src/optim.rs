@@ -9,6 +9,7 @@
 //!   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), as PyTorch.
 
 use crate::error::Error;
+use crate::kernels::update::Update;
 use crate::model::Model;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -89,65 +90,96 @@ impl Optimizer {
                 continue;
             }
             let lr = lr * param.lr_scale;
-            let p = param.var.as_tensor().detach();
-            let grad = grad.detach();
-            let state = self.state.get(&param.name);
-            let (new_p, new_state) = match s.kind {
+            let p = param.var.as_tensor();
+            let grad = grad.detach().contiguous()?;
+            // The state starts at zero: the in-place rules then give PyTorch's first
+            // step exactly (buf = g; m = g·(1−β₁); v = g²·(1−β₂)).
+            let fresh = || Tensor::zeros_like(p);
+            let wd = s.weight_decay;
+            match s.kind {
                 OptimizerKind::Sgd => {
-                    let g = if s.weight_decay != 0.0 {
-                        (&grad + (&p * s.weight_decay)?)?
+                    let buf = if s.momentum != 0.0 {
+                        let state = match self.state.remove(&param.name) {
+                            Some(st) => st,
+                            None => vec![fresh()?],
+                        };
+                        state[0].inplace_op3(
+                            &grad,
+                            p,
+                            &Update::MomentumBuffer {
+                                momentum: s.momentum,
+                                weight_decay: wd,
+                            },
+                        )?;
+                        Some(state)
                     } else {
-                        grad
+                        None
                     };
-                    if s.momentum != 0.0 {
-                        let buf = match state {
-                            Some(st) => ((&st[0] * s.momentum)? + &g)?,
-                            None => g.clone(),
-                        };
-                        let step = if s.nesterov {
-                            (&g + (&buf * s.momentum)?)?
-                        } else {
-                            buf.clone()
-                        };
-                        ((&p - (step * lr)?)?, vec![buf])
-                    } else {
-                        ((&p - (g * lr)?)?, vec![])
+                    // Without momentum the step reads no buffer: the gradient stands in.
+                    let b = buf.as_ref().map_or(&grad, |st| &st[0]);
+                    p.inplace_op3(
+                        &grad,
+                        b,
+                        &Update::SgdStep {
+                            lr,
+                            weight_decay: wd,
+                            momentum: s.momentum,
+                            nesterov: s.nesterov,
+                        },
+                    )?;
+                    if let Some(st) = buf {
+                        self.state.insert(param.name.clone(), st);
                     }
                 }
                 OptimizerKind::Adam | OptimizerKind::Adamw => {
                     let (b1, b2) = s.betas;
-                    let mut p = p;
-                    let mut g = grad;
-                    if s.weight_decay != 0.0 {
-                        if s.kind == OptimizerKind::Adamw {
-                            p = (&p * (1.0 - lr * s.weight_decay))?;
-                        } else {
-                            g = (&g + (&p * s.weight_decay)?)?;
-                        }
-                    }
-                    let (m, v) = match state {
-                        Some(st) => (
-                            ((&st[0] * b1)? + (&g * (1.0 - b1))?)?,
-                            ((&st[1] * b2)? + (g.sqr()? * (1.0 - b2))?)?,
-                        ),
-                        None => ((&g * (1.0 - b1))?, (g.sqr()? * (1.0 - b2))?),
+                    let l2 = if s.kind == OptimizerKind::Adam {
+                        wd
+                    } else {
+                        0.0
                     };
-                    let bc1 = 1.0 - b1.powi(t);
-                    let bc2 = 1.0 - b2.powi(t);
-                    let denom = ((v.sqrt()? / bc2.sqrt())? + s.eps)?;
-                    let update = ((&m / denom)? * (lr / bc1))?;
-                    ((&p - update)?, vec![m, v])
+                    let st = match self.state.remove(&param.name) {
+                        Some(st) => st,
+                        None => vec![fresh()?, fresh()?],
+                    };
+                    st[0].inplace_op3(
+                        &grad,
+                        p,
+                        &Update::FirstMoment {
+                            beta1: b1,
+                            weight_decay: l2,
+                        },
+                    )?;
+                    st[1].inplace_op3(
+                        &grad,
+                        p,
+                        &Update::SecondMoment {
+                            beta2: b2,
+                            weight_decay: l2,
+                        },
+                    )?;
+                    p.inplace_op3(
+                        &st[0],
+                        &st[1],
+                        &Update::AdamStep {
+                            lr,
+                            decoupled_decay: if s.kind == OptimizerKind::Adamw {
+                                wd
+                            } else {
+                                0.0
+                            },
+                            bias1: 1.0 - b1.powi(t),
+                            bias2: 1.0 - b2.powi(t),
+                            eps: s.eps,
+                        },
+                    )?;
+                    self.state.insert(param.name.clone(), st);
                 }
-            };
-            param.var.set(&new_p)?;
-            if !new_state.is_empty() {
-                self.state.insert(param.name.clone(), new_state);
             }
         }
         Ok(())
     }
 
-    /// The state as named tensors: `optim.<param>.<momentum_buffer|exp_avg|exp_avg_sq>`.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let names = state_names(self.settings.kind);
         let mut out: Vec<(String, Tensor)> = self

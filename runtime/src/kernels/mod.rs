@@ -30,6 +30,7 @@
 //! norm        dispatch, util
 //! pool        dispatch, util
 //! shortcut    dispatch, util
+//! update      util                    the optimisers' updates, in place
 //! conv        dispatch, matmul, util  (inside: geometry <- im2col, direct, winograd
 //!                                      <- plan <- passes <- the ops in conv/mod.rs
 //!                                      <- bench_support, hidden, for benches/)
@@ -42,6 +43,7 @@ pub mod mask;
 pub mod norm;
 pub mod pool;
 pub mod shortcut;
+pub mod update;
 
 mod dispatch;
 mod matmul;

@@ -194,10 +194,12 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, g: &Conv2dGeometry) -> Result<Tensor>
     x.apply_op2(&weight, Conv2dOp(*g))
 }
 
-/// Inference's convolution: `relu(conv(x, w) + bias[o])` (without `relu`, no clamp) in
-/// one pass, bias and ReLU applied to each chunk as the gemm leaves it. No gradient: the
-/// model calls it only when nothing is recorded (a batch norm in evaluation mode folded
-/// into `w` and `bias`).
+/// `relu(conv(x, w) + bias[o])` (without `relu`, no clamp) in one pass, bias and ReLU
+/// applied to each chunk as the gemm leaves it. Inference calls it with a batch norm in
+/// evaluation mode folded into `w` and `bias`; training calls it without `relu` for a
+/// convolution with a bias, which is differentiable in all three (dbias = Σ dY over the
+/// samples and positions): one tensor instead of a product and its biased copy, which
+/// the backward's graph kept both of.
 pub fn conv2d_bias_relu(
     x: &Tensor,
     weight: &Tensor,
@@ -221,10 +223,10 @@ pub fn conv2d_bias_relu(
         )
     }
     Dims::new(x.dims(), weight.dims(), g)?;
-    x.contiguous()?.apply_op3_no_bwd(
+    x.contiguous()?.apply_op3(
         &weight.contiguous()?,
         &bias.contiguous()?,
-        &Conv2dBiasRelu { g: *g, relu },
+        Conv2dBiasRelu { g: *g, relu },
     )
 }
 
@@ -251,6 +253,27 @@ impl CustomOp3 for Conv2dBiasRelu {
         let shape = Shape::from((d.n, d.o, d.oh, d.ow));
         let st = self.map(self.name(), &d, (s1, l1), (s2, l2), (s3, l3))?;
         Ok((st, shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if self.relu {
+            bail!("conv2d_bias_relu: the fused ReLU has no backward (training runs it apart)")
+        }
+        let (dx, dw) = Conv2dOp(self.g).bwd(x, w, y, dy)?;
+        // As candle's gradient of a broadcast add: the same sums in the same order.
+        let db = if bias.track_op() {
+            Some(dy.sum_keepdim(vec![0, 2, 3])?.reshape(bias.shape())?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) trait Elem: WithDType {
     const ONE: Self;
     const NEG_INF: Self;
     fn is_nan(self) -> bool;
+    fn sqrt(self) -> Self;
     /// This type's per-thread scratch buffers ([`with_scratch`]).
     fn scratch() -> &'static LocalKey<[RefCell<Vec<Self>>; SCRATCH_SLOTS]>;
 }
@@ -67,6 +68,9 @@ impl Elem for f32 {
     fn is_nan(self) -> bool {
         f32::is_nan(self)
     }
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
     fn scratch() -> &'static LocalKey<[RefCell<Vec<Self>>; SCRATCH_SLOTS]> {
         &SCRATCH_F32
     }
@@ -78,6 +82,9 @@ impl Elem for f64 {
     const NEG_INF: f64 = f64::NEG_INFINITY;
     fn is_nan(self) -> bool {
         f64::is_nan(self)
+    }
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
     }
     fn scratch() -> &'static LocalKey<[RefCell<Vec<Self>>; SCRATCH_SLOTS]> {
         &SCRATCH_F64
