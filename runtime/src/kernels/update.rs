@@ -79,7 +79,7 @@ impl Update {
                         (true, false) => buf,
                         (true, true) => Self::decayed(g, *p, weight_decay) + scaled(buf, momentum),
                     };
-                    *p = *p - scaled(step, lr);
+                    *p -= scaled(step, lr);
                 }
             }
             Update::FirstMoment {
