@@ -363,7 +363,14 @@ impl<'a> Walk<'a> {
                         * u128::from(kernel.h)
                         * u128::from(kernel.w)
                         * u128::from(dbytes);
-                    w.temporaries[i] = (weight * u128::from(f), weight * u128::from(b));
+                    // With its ReLU fused, the backward first masks dY (a tensor of
+                    // the output's size).
+                    let masked = if roles[i] == GroupRole::Head {
+                        w.tensors[i].bytes
+                    } else {
+                        0
+                    };
+                    w.temporaries[i] = (weight * u128::from(f), weight * u128::from(b) + masked);
                 }
                 if ops[i].output_is_input {
                     w.aliases[i] = true;

@@ -29,11 +29,12 @@ pub enum Fused {
 }
 
 impl Fused {
-    /// Whether the group runs in a training step (the conv fusion folds
-    /// running statistics into the weights, so it runs in inference only).
+    /// Whether the group runs in a training step: a conv group with a batch
+    /// norm folds running statistics into the weights, so it runs in
+    /// inference only; a conv and its ReLU run as one in training too.
     pub fn in_training(self) -> bool {
         match self {
-            Fused::Conv { .. } => false,
+            Fused::Conv { bn, .. } => bn.is_none(),
             Fused::AddRelu { .. } | Fused::BnRelu { .. } => true,
         }
     }
@@ -473,7 +474,7 @@ pub fn training_op(
                 Op::Conv { .. } => t(
                     false,
                     all_inputs(),
-                    "the convolution keeps its input for the weight gradient (the bias is added in the same kernel)",
+                    "the convolution keeps its input for the weight gradient (its bias and a ReLU after it run in the same kernel)",
                 ),
                 Op::Linear { bias, .. } => {
                     let mut k = all_inputs();

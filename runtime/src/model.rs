@@ -320,7 +320,11 @@ impl Model {
             // The conv group folds running statistics: inference only.
             let fused = self.fusions[i].filter(|f| f.in_training() || mode == Mode::Infer);
             let out = match fused {
-                Some(Fused::Conv { bn, relu }) => self.run_fused_conv(step, bn, relu, args[0]),
+                Some(Fused::Conv { bn, relu }) if mode == Mode::Infer => {
+                    self.run_fused_conv(step, bn, relu, args[0])
+                }
+                // Training: a convolution and its ReLU, recorded as one op.
+                Some(Fused::Conv { .. }) => self.run_conv(step, args[0], true, mode),
                 Some(Fused::AddRelu { .. }) => kernels::norm::add_relu(args[0], args[1]),
                 Some(Fused::BnRelu { .. }) => {
                     let Op::BatchNorm { eps, momentum, .. } = step.op else {
@@ -427,16 +431,7 @@ impl Model {
         let first = || args[0];
         Ok(match &step.op {
             Op::Input => x.clone(),
-            Op::Conv { bias, .. } => {
-                let g = conv_geometry(&step.op);
-                let w = self.param(step, 0, mode);
-                if *bias {
-                    let b = self.param(step, 1, mode);
-                    kernels::conv::conv2d_bias_relu(first(), &w, &b, false, &g)?
-                } else {
-                    kernels::conv2d(first(), &w, &g)?
-                }
-            }
+            Op::Conv { .. } => self.run_conv(step, first(), false, mode)?,
             Op::Linear { bias, .. } => {
                 let w = self.param(step, 0, mode);
                 let y = kernels::linear(first(), &w)?;
@@ -518,6 +513,33 @@ impl Model {
                 )?
             }
         })
+    }
+
+    /// A convolution, its bias added and (with `relu`) the ReLU after it applied in
+    /// its kernel.
+    fn run_conv(
+        &self,
+        step: &Step,
+        x: &Tensor,
+        relu: bool,
+        mode: Mode,
+    ) -> candle_core::Result<Tensor> {
+        let Op::Conv { out, bias, .. } = step.op else {
+            unreachable!("run_conv of a {}", step.op.kind())
+        };
+        let g = conv_geometry(&step.op);
+        let w = self.param(step, 0, mode);
+        match (bias, relu) {
+            (false, false) => kernels::conv2d(x, &w, &g),
+            (true, _) => {
+                kernels::conv::conv2d_bias_relu(x, &w, &self.param(step, 1, mode), relu, &g)
+            }
+            // No bias: zeros, which need no gradient.
+            (false, true) => {
+                let zeros = Tensor::zeros(out as usize, w.dtype(), w.device())?;
+                kernels::conv::conv2d_bias_relu(x, &w, &zeros, true, &g)
+            }
+        }
     }
 
     /// A convolution with the batch norm and ReLU after it ([`Fused::Conv`]), in inference:

@@ -537,7 +537,7 @@ impl Map2 for AddRelu {
 
 /// The gradient through a ReLU (or an op ending in one) with output `y`: `dy` where
 /// `y > 0`, else 0 (PyTorch's choice at 0).
-fn relu_grad(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+pub(crate) fn relu_grad(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     y.apply_op2_no_bwd(&dy.contiguous()?, &ReluBwd)
 }
 

@@ -196,10 +196,10 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, g: &Conv2dGeometry) -> Result<Tensor>
 
 /// `relu(conv(x, w) + bias[o])` (without `relu`, no clamp) in one pass, bias and ReLU
 /// applied to each chunk as the gemm leaves it. Inference calls it with a batch norm in
-/// evaluation mode folded into `w` and `bias`; training calls it without `relu` for a
-/// convolution with a bias, which is differentiable in all three (dbias = Σ dY over the
-/// samples and positions): one tensor instead of a product and its biased copy, which
-/// the backward's graph kept both of.
+/// evaluation mode folded into `w` and `bias`; training calls it for a convolution with
+/// a bias and/or the ReLU after it. Differentiable in all three (dbias = Σ dY over the
+/// samples and positions, dY masked by the ReLU): one tensor kept for the backward
+/// where the graph kept the product, its biased copy and the ReLU's output.
 pub fn conv2d_bias_relu(
     x: &Tensor,
     weight: &Tensor,
@@ -263,9 +263,14 @@ impl CustomOp3 for Conv2dBiasRelu {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        if self.relu {
-            bail!("conv2d_bias_relu: the fused ReLU has no backward (training runs it apart)")
-        }
+        // Through the ReLU first: dY where the output is positive.
+        let masked;
+        let dy = if self.relu {
+            masked = crate::kernels::norm::relu_grad(y, dy)?;
+            &masked
+        } else {
+            dy
+        };
         let (dx, dw) = Conv2dOp(self.g).bwd(x, w, y, dy)?;
         // As candle's gradient of a broadcast add: the same sums in the same order.
         let db = if bias.track_op() {
