@@ -23,7 +23,9 @@ and their training.
 `cnncost FILE.net` checks every shape and prints one row per statement: the
 output shape, the activation memory, the parameters and the multiply-adds,
 with totals. Nothing is allocated and nothing runs: a ResNet-50 takes a
-fifth of a millisecond.
+fifth of a millisecond. `--train` adds a training step: the backward's work
+(input and weight gradients), the tensors kept for it, the optimizer's state
+and the step's peak memory (docs/costs.md, \"Training\").
 
 Conventions (docs/costs.md): params are trainable parameters (BN running
 statistics are `buffers`, reported apart); MACs are the multiply-accumulates
@@ -40,6 +42,8 @@ Examples:
   cnncost zoo/resnet50.net --depth 2 --columns flops,rf
   cnncost zoo/vgg16.net --batch 32 --dtype f16 --format json
   cnncost zoo/resnet50.net --explain layer1.0.conv2
+  cnncost resnet50 --train --batch 32 --optimizer adam   (a training step: backward, saved, peak)
+  cnncost vgg16 --train --fit 16GiB    (the largest batch whose training peak fits)
   cnncost check zoo/
   cnncost graph zoo/resnet50.net | dot -Tsvg > resnet50.svg
   cnncost zoo                      (the built-in networks; a zoo name works as a FILE)

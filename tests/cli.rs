@@ -177,3 +177,122 @@ fn a_closed_pipe_is_not_a_panic() {
     assert!(status.success(), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let o = cnncost(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("JSON")
+}
+
+#[test]
+fn train_counts_resnet50_with_adam() {
+    let v = json_of(&[
+        "resnet50",
+        "--train",
+        "--batch",
+        "32",
+        "--optimizer",
+        "adam",
+        "--format",
+        "json",
+    ]);
+    let t = &v["training"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("training.{k}"));
+    assert_eq!(v["format_version"], 2);
+    assert_eq!(t["optimizer"], "adam");
+    // torchvision's num_params for resnet50, 4 bytes each; Adam keeps two moments.
+    assert_eq!(n("gradients_bytes"), 25_557_032 * 4);
+    assert_eq!(n("optimizer_state_bytes"), 2 * n("gradients_bytes"));
+    // Every weight gets a gradient: as many MACs as the forward (torchvision's
+    // 4,089,184,256 per image); every input but the network's: less conv1's
+    // 64*112*112 * 3*7*7 = 118,013,952.
+    assert_eq!(n("backward_weight_macs"), 4_089_184_256 * 32);
+    assert_eq!(n("backward_input_macs"), (4_089_184_256 - 118_013_952) * 32);
+    assert_eq!(
+        n("backward_macs"),
+        n("backward_input_macs") + n("backward_weight_macs")
+    );
+    let parts = n("weights_bytes") + n("gradients_bytes") + n("optimizer_state_bytes");
+    assert!(n("peak_bytes") > parts + n("workspace_bytes"));
+    let layer_sum: u64 = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["backward_macs"].as_u64().unwrap())
+        .sum();
+    assert_eq!(layer_sum, n("backward_macs"));
+    // The table: the training summary under it.
+    let table = stdout(&cnncost(&[
+        "resnet50",
+        "--train",
+        "--batch",
+        "32",
+        "--optimizer",
+        "adam",
+    ]));
+    assert!(
+        table.contains("bwd MACs (M)") && table.contains("optimizer adam"),
+        "{table}"
+    );
+}
+
+#[test]
+fn fit_finds_the_largest_batch_under_the_budget() {
+    let o = cnncost(&["vgg16", "--train", "--fit", "16GiB"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let batch: u64 = out
+        .strip_prefix("fits: batch ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    let peak = |b: u64| {
+        json_of(&[
+            "vgg16",
+            "--train",
+            "--batch",
+            &b.to_string(),
+            "--format",
+            "json",
+        ])["training"]["peak_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(peak(batch) <= 16 << 30);
+    assert!(peak(batch + 1) > 16 << 30);
+    let o = cnncost(&["vgg16", "--train", "--fit", "1MiB"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not even a batch of 1 fits"));
+}
+
+#[test]
+fn train_options_need_train_and_explain_shows_the_backward() {
+    let o = cnncost(&["resnet18", "--optimizer", "adam"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--optimizer without --train is refused"
+    );
+    let text = stdout(&cnncost(&[
+        "resnet18",
+        "--train",
+        "--explain",
+        "layer1.0.conv1",
+        "--saved",
+        "pytorch",
+    ]));
+    // 64*56*56 * 64*3*3 = 115,605,504 MACs each way.
+    assert!(
+        text.contains("dX = dY * W^T (the transposed product): 115,605,504 MACs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("dW = X^T * dY summed over the batch: 115,605,504 MACs"),
+        "{text}"
+    );
+    assert!(text.contains("keeps input"), "{text}");
+}
