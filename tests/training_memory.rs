@@ -100,7 +100,11 @@ fn measure(name: &str, input: Option<[u64; 3]>, batch: usize) -> Measured {
         },
     )
     .unwrap();
-    let a = analyzer::with_training(a, &TrainOptions::default()).unwrap();
+    let options = TrainOptions {
+        optimizer: config.optimizer_settings().plan(),
+        ..TrainOptions::default()
+    };
+    let a = analyzer::with_training(a, &options).unwrap();
     let t = a.training.as_ref().unwrap();
     let dims = match net.input {
         dsl::Shape::Image { c, h, w } => [batch, c as usize, h as usize, w as usize],

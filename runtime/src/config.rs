@@ -246,6 +246,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_analyzers_default_optimizer_is_trains() {
+        // `cnncost NET --train` counts what `cnncost train` runs by default.
+        assert_eq!(
+            TrainConfig::default().optimizer_settings().plan(),
+            dsl::plan::Optimizer::default()
+        );
+    }
+
+    #[test]
     fn yaml_sets_what_it_names_and_defaults_the_rest() {
         let c = TrainConfig::from_yaml(
             "t.yaml",

@@ -49,6 +49,21 @@ pub struct OptimizerSettings {
 }
 
 /// The names of a parameter's state tensors in a checkpoint.
+impl OptimizerSettings {
+    /// The optimiser as the execution plan names it, for the analyzer's
+    /// count of its state and step (`cnncost NET --train --optimizer`).
+    pub fn plan(&self) -> dsl::plan::Optimizer {
+        use dsl::plan::Optimizer as P;
+        match self.kind {
+            OptimizerKind::Sgd if self.momentum == 0.0 => P::Sgd,
+            OptimizerKind::Sgd if self.nesterov => P::Nesterov,
+            OptimizerKind::Sgd => P::Momentum,
+            OptimizerKind::Adam => P::Adam,
+            OptimizerKind::Adamw => P::Adamw,
+        }
+    }
+}
+
 fn state_names(kind: OptimizerKind) -> &'static [&'static str] {
     match kind {
         OptimizerKind::Sgd => &["momentum_buffer"],
