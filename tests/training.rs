@@ -71,6 +71,8 @@ fn run(
         config,
         out: out.to_path_buf(),
         resume,
+        // Tests rerun into their directories: a fresh run starts over.
+        force: true,
         progress: false,
         stop_after,
     };
@@ -621,6 +623,7 @@ fn transfer_learning_loads_replaces_the_head_and_freezes() {
         config: transfer.clone(),
         out: out.clone(),
         resume: None,
+        force: false,
         progress: false,
         stop_after: None,
     };
@@ -800,4 +803,96 @@ fn tune_runs_every_trial_once_and_resumes() {
     );
     assert_eq!(again, stdout);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 15, items 1 and 2: a second `train` into a run directory is refused
+/// (naming `--resume` and `--force`) and leaves the first run as it was; two
+/// writers never share a directory.
+#[test]
+fn a_run_directory_is_never_overwritten_or_shared() {
+    let dir = temp_dir("guard");
+    let out = dir.join("run");
+    let train = |extra: &[&str], epochs: &str| {
+        let mut args = vec![
+            "train",
+            "cifar_small",
+            "--data",
+            "synthetic:200",
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "50",
+            "--set",
+            "width=8",
+            "--quiet",
+            "--out",
+        ];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        cnncost(&args)
+    };
+    let o = train(&[], "1");
+    assert!(o.status.success(), "{}", text(&o).1);
+    let metrics = std::fs::read(out.join(METRICS)).unwrap();
+    let checkpoint = std::fs::read(out.join(CHECKPOINT)).unwrap();
+    assert!(
+        !out.join(runtime::run_dir::LOCK).exists(),
+        "the lock goes with the run"
+    );
+
+    // The same command again: refused, the run untouched.
+    let o = train(&[], "1");
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--resume") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(out.join(METRICS)).unwrap(), metrics);
+    assert_eq!(std::fs::read(out.join(CHECKPOINT)).unwrap(), checkpoint);
+
+    // --force starts over.
+    let o = train(&["--force"], "1");
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    // A writer at work: a second run, fresh or resumed, is refused with its PID.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "train",
+            "cifar_small",
+            "--data",
+            "synthetic:2000",
+            "--epochs",
+            "50",
+            "--batch-size",
+            "50",
+            "--set",
+            "width=8",
+            "--quiet",
+            "--force",
+            "--out",
+        ])
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let lock = out.join(runtime::run_dir::LOCK);
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&lock).map_or(true, |t| t.trim() != first.id().to_string()) {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for extra in [&["--force"][..], &["--resume", out.to_str().unwrap()][..]] {
+        let o = train(extra, "1");
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(err.contains(&format!("process {}", first.id())), "{err}");
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Killed, it leaves its lock; the next run takes it over.
+    assert!(lock.exists());
+    let o = train(&["--force"], "1");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(!lock.exists());
 }

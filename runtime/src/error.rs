@@ -30,6 +30,8 @@ pub enum Error {
     Transfer(String),
     /// The training loss stopped being a number.
     Diverged(String),
+    /// The run directory holds another run, or another process writes to it.
+    RunDir(String),
     /// Reading or writing a file: `path: what: source`.
     Io {
         path: PathBuf,
@@ -74,7 +76,8 @@ impl fmt::Display for Error {
             | Error::Data(m)
             | Error::Config(m)
             | Error::Transfer(m)
-            | Error::Diverged(m) => f.write_str(m),
+            | Error::Diverged(m)
+            | Error::RunDir(m) => f.write_str(m),
             Error::Checkpoint { path, message } => write!(f, "{}: {message}", path.display()),
             Error::Tensor { context, source } => write!(f, "{context}: {source}"),
             Error::Io { path, what, source } => write!(f, "{}: {what}: {source}", path.display()),

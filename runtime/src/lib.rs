@@ -20,6 +20,7 @@ pub mod kernels;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod run_dir;
 pub mod sanity;
 pub mod schedule;
 pub mod train;

@@ -21,6 +21,7 @@ use crate::evaluate::{evaluate, images_tensor};
 use crate::loss::{correct_top1_topk, mixed_training_loss, scalar, training_loss};
 use crate::model::{Mode, Model, Outputs};
 use crate::optim::{Optimizer, OptimizerKind};
+use crate::run_dir::{Intent, RunDir};
 use crate::schedule::Schedule;
 use candle_core::Tensor;
 use data::{Batch, BatchMix, Dataset, Loader, MixedBatch, Normalization, Pca, Pipeline, Split};
@@ -73,6 +74,8 @@ pub struct TrainJob<'a> {
     pub out: PathBuf,
     /// A checkpoint of this run to continue from.
     pub resume: Option<Checkpoint>,
+    /// Start a fresh run even where `out` holds one (`train --force`).
+    pub force: bool,
     pub progress: bool,
     /// Stop after this many epochs of this invocation, as if interrupted
     /// (for tests of resuming).
@@ -202,6 +205,8 @@ struct EpochTally {
 /// and the state that moves with each step.
 pub struct Trainer<'a> {
     job: &'a TrainJob<'a>,
+    /// The run directory, locked while the trainer lives.
+    _dir: RunDir,
     config: &'a TrainConfig,
     schedule: Schedule<'a>,
     train_split: Arc<Split>,
@@ -228,8 +233,11 @@ impl<'a> Trainer<'a> {
     pub fn new(job: &'a TrainJob<'a>) -> Result<Trainer<'a>> {
         let config = &job.config;
         config.validate()?;
-        std::fs::create_dir_all(&job.out)
-            .map_err(Error::io(&job.out, "cannot create the run directory"))?;
+        let intent = match job.resume {
+            Some(_) => Intent::Resume,
+            None => Intent::Fresh { force: job.force },
+        };
+        let dir = RunDir::open(&job.out, intent)?;
         let train_split = Arc::new(job.dataset.train.clone());
         let test_split = Arc::new(job.dataset.test.clone());
         if train_split.is_empty() {
@@ -275,6 +283,7 @@ impl<'a> Trainer<'a> {
         };
         Ok(Trainer {
             job,
+            _dir: dir,
             config,
             schedule: config.schedule(),
             train_split,

@@ -70,6 +70,10 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its checkpoint (same network, data and settings)
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+    /// Start a fresh run in a directory that holds one, replacing its
+    /// checkpoint and logs (without it, such a directory is refused)
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
     /// cpu, or cuda / cuda:N with the `cuda` build feature
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -199,6 +203,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Failed> {
         config,
         out,
         resume,
+        force: args.force,
         progress: !args.quiet,
         stop_after: None,
     };

@@ -91,7 +91,10 @@ impl Search<'_> {
         if dir.join(runtime::train::CHECKPOINT).exists() {
             cmd.arg("--resume").arg(&dir);
         } else {
-            cmd.arg("--data")
+            // The trial's directory is the search's own: a trial killed before its
+            // first checkpoint starts over.
+            cmd.arg("--force")
+                .arg("--data")
                 .arg(self.data)
                 .arg("--config")
                 .arg(dir.join("config.yaml"));
