@@ -70,10 +70,51 @@ fn parse_input(s: &str) -> Result<[u64; 3], String> {
     }
 }
 
+/// The largest `.net` file read (docs/language.md, "Limits"): the zoo's
+/// largest is under 10 KB, and a file at the op limit written out op by op
+/// is refused by size before it fills the memory.
+pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+
+/// A regular file's text, at most `MAX_SOURCE_BYTES`: a device (`/dev/zero`),
+/// a directory or a larger file is an error, not an endless read.
+fn read_bounded(path: &Path) -> std::io::Result<Result<String, String>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Ok(Err("not a regular file (a directory or a device)".into()));
+    }
+    let too_big = || {
+        format!(
+            "larger than {} MiB, the limit for a .net file (docs/language.md, \"Limits\"); use `repeat` and blocks",
+            MAX_SOURCE_BYTES >> 20
+        )
+    };
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Ok(Err(too_big()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Ok(Err(too_big()));
+    }
+    Ok(String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "not UTF-8 text (byte {} is invalid); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        )
+    }))
+}
+
 /// A file's text, or a zoo network's when no such file exists.
 pub fn read_source(path: &Path) -> Result<(String, String), Failed> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok((path.display().to_string(), text)),
+    match read_bounded(path) {
+        Ok(Ok(text)) => Ok((path.display().to_string(), text)),
+        Ok(Err(why)) => {
+            eprintln!("error: cannot read `{}`: {why}", path.display());
+            Err(Failed)
+        }
         Err(e) => match zoo::find(&path.to_string_lossy()) {
             Some((name, text)) => Ok((format!("zoo/{name}.net"), text.to_string())),
             None => {
@@ -289,6 +330,9 @@ pub fn normalization(
         match v.len() {
             1 => Ok(vec![v[0]; channels]),
             n if n == channels => Ok(v.to_vec()),
+            n if channels == 1 => Err(fail(format!(
+                "--{what} has {n} values; the images have one channel: give one value"
+            ))),
             n => Err(fail(format!(
                 "--{what} has {n} values; give 1 or {channels} (one per channel)"
             ))),

@@ -29,6 +29,8 @@ pub use ir::{Network, Node, Op, Shape};
 /// error is returned, ready to render with `Errors`' `Display` (which shows
 /// the first `MAX_ERRORS`).
 pub fn compile(name: &str, text: &str, overrides: &Overrides) -> Result<Network, Errors> {
+    // A byte-order mark (Notepad writes one) is not part of the text.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let source = Source::new(name, text);
     let (file, syntax_errors) = parser::parse(text);
     if !syntax_errors.is_empty() {

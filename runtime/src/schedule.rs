@@ -9,8 +9,10 @@ use crate::config::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
+/// Spelt in settings as in `NAMES` (snake case, as docs/training.md writes
+/// them); `cosinerestarts`, the spelling before, is still read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ScheduleKind {
     Constant,
     Step,
@@ -18,6 +20,7 @@ pub enum ScheduleKind {
     Cosine,
     /// Cosine annealing restarted `cycles` times (SGDR, Loshchilov and
     /// Hutter 2017): the snapshot ensembles' schedule.
+    #[serde(alias = "cosinerestarts")]
     CosineRestarts,
     Onecycle,
 }
@@ -188,6 +191,18 @@ mod tests {
         assert!((s.momentum_at(12, 100).unwrap() - 0.90).abs() < 1e-12);
         let cosine = config(ScheduleKind::Cosine);
         assert_eq!(Schedule::new(&cosine).momentum_at(0, 100), None);
+    }
+
+    #[test]
+    fn settings_spell_every_schedule_as_its_name() {
+        // docs/training.md and the parser share one spelling (issue 15, item 8).
+        for (name, kind) in ScheduleKind::NAMES {
+            let parsed: ScheduleKind = serde_yaml::from_str(name).unwrap();
+            assert_eq!(parsed, kind, "{name}");
+            assert_eq!(serde_yaml::to_string(&kind).unwrap().trim(), name);
+        }
+        let old: ScheduleKind = serde_yaml::from_str("cosinerestarts").unwrap();
+        assert_eq!(old, ScheduleKind::CosineRestarts);
     }
 
     #[test]

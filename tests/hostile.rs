@@ -1,0 +1,85 @@
+//! Inputs a hostile user gives (issue 15), each refused with a clear error
+//! rather than a crash, an endless read or an unbounded allocation.
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs cnncost, killing it if it runs past `limit` (an endless read would
+/// otherwise hang the suite).
+fn cnncost_within(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let start = Instant::now();
+    while child.try_wait().expect("waits").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("cnncost {args:?} ran past {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("cnncost-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+#[test]
+fn devices_and_directories_are_not_read() {
+    for path in ["/dev/zero", "/dev/urandom", "docs"] {
+        if !std::path::Path::new(path).exists() {
+            continue;
+        }
+        let o = cnncost_within(&[path], Duration::from_secs(20));
+        assert_eq!(o.status.code(), Some(1), "{path}");
+        assert!(
+            stderr(&o).contains("not a regular file"),
+            "{path}: {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_before_it_is_read() {
+    let p = temp("huge.net");
+    let line = "conv 16 k=3 p=1 | relu\n";
+    let text = format!(
+        "network huge\ninput 3x8x8\n{}",
+        line.repeat((17 << 20) / line.len())
+    );
+    std::fs::write(&p, text).unwrap();
+    let start = Instant::now();
+    let o = cnncost_within(&[p.to_str().unwrap()], Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("larger than 16 MiB"), "{}", stderr(&o));
+    assert!(start.elapsed() < Duration::from_secs(5), "refused late");
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let p = temp("bom.net");
+    std::fs::write(&p, "\u{feff}network bom\ninput 3x8x8\nconv 4 k=3 | relu\n").unwrap();
+    let o = cnncost_within(&[p.to_str().unwrap()], Duration::from_secs(20));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn text_that_is_not_utf8_is_named_so() {
+    let p = temp("latin1.net");
+    std::fs::write(&p, b"network x\ninput 3x8x8\n# caf\xe9\nrelu\n").unwrap();
+    let o = cnncost_within(&[p.to_str().unwrap()], Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+}
