@@ -896,3 +896,108 @@ fn a_run_directory_is_never_overwritten_or_shared() {
     assert!(o.status.success(), "{}", text(&o).1);
     assert!(!lock.exists());
 }
+
+/// Issue 15, item 5: a checkpoint whose bytes changed is refused by its
+/// checksum; one holding NaN weights is refused unless `--allow-nonfinite`;
+/// and training from NaN weights stops (the loss stays finite: a ReLU turns
+/// NaN into 0) without writing a checkpoint.
+#[test]
+fn damaged_and_nonfinite_checkpoints_are_refused() {
+    let dir = temp_dir("nonfinite");
+    let out = dir.join("run");
+    // No batch norm: a NaN weight's output goes through the ReLU as 0.
+    let net = dir.join("relu.net");
+    std::fs::write(
+        &net,
+        "network relu(classes = 10)\ninput 3x32x32\nconv1: conv 4 k=3 | relu\ngap\nflatten\nfc: linear classes\n",
+    )
+    .unwrap();
+    let net = net.to_str().unwrap();
+    let common = ["--data", "synthetic:200"];
+    let o = cnncost(
+        &[
+            &[
+                "train",
+                net,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "50",
+                "--quiet",
+                "--out",
+            ][..],
+            &[out.to_str().unwrap()],
+            &common,
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let path = out.join(CHECKPOINT);
+    let good = std::fs::read(&path).unwrap();
+    let eval = |extra: &[&str]| {
+        cnncost(
+            &[
+                &["eval", net, "--weights", out.to_str().unwrap()][..],
+                &common,
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let o = eval(&[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    // One flipped bit in the tensor data.
+    let header = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let mut bad = good.clone();
+    bad[8 + header + 17] ^= 0x10;
+    std::fs::write(&path, &bad).unwrap();
+    let o = eval(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("checksum"), "{}", text(&o).1);
+
+    // A NaN planted in conv1's weights, in a well-formed file.
+    std::fs::write(&path, &good).unwrap();
+    let c = checkpoint::load(&out).unwrap();
+    let mut tensors: Vec<(String, candle_core::Tensor)> = c.tensors.clone().into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let (name, t) = tensors
+        .iter_mut()
+        .find(|(n, _)| n.ends_with(".weight"))
+        .unwrap();
+    let mut v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    v[0] = f32::NAN;
+    *t = candle_core::Tensor::from_vec(v, t.shape(), &Device::Cpu).unwrap();
+    let name = name.clone();
+    checkpoint::save(&path, &tensors, &c.meta).unwrap();
+    let planted = std::fs::read(&path).unwrap();
+    let o = eval(&[]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&name) && err.contains("--allow-nonfinite"),
+        "{err}"
+    );
+    assert!(eval(&["--allow-nonfinite"]).status.success());
+    let o = cnncost(&[
+        "train",
+        net,
+        "--resume",
+        out.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+        "--allow-nonfinite",
+    ]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the weight conv1.weight became NaN or infinite"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        planted,
+        "the checkpoint was rewritten"
+    );
+}

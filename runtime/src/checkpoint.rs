@@ -181,18 +181,28 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &CheckpointMeta) ->
     })
 }
 
-/// The same file with its `__metadata__` keys in sorted order: safetensors
+/// The header key of the tensor data's checksum.
+pub const CHECKSUM: &str = "data_crc32";
+
+/// The CRC-32 of a checkpoint's tensor data, as its header stores it.
+fn data_checksum(data: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(data))
+}
+
+/// The same file with its `__metadata__` keys in sorted order (safetensors
 /// writes them in a `HashMap`'s random order, and one seed must give one
-/// checkpoint, byte for byte.
+/// checkpoint, byte for byte), and the tensor data's checksum added.
 fn with_sorted_metadata(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
     let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short header")?) as usize;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
+    let checksum = serde_json::Value::String(data_checksum(&bytes[8 + n..]));
     let mut sorted = serde_json::Map::new();
     for (k, v) in header {
         let v = match (k.as_str(), v) {
             ("__metadata__", serde_json::Value::Object(m)) => {
-                let m: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+                let mut m: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+                m.insert(CHECKSUM.to_string(), checksum.clone());
                 serde_json::Value::Object(m.into_iter().collect())
             }
             (_, v) => v,
@@ -213,6 +223,50 @@ fn with_sorted_metadata(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> 
 /// safetensors, or PyTorch `.pth`/`.pt` pickles (as candle reads them).
 /// A directory means its `checkpoint.safetensors`.
 pub fn load(path: &Path) -> Result<Checkpoint> {
+    load_with(path, false)
+}
+
+/// [`load`], and with `allow_nonfinite` (`--allow-nonfinite`) weights that
+/// are NaN or infinite are let through instead of refused.
+pub fn load_with(path: &Path, allow_nonfinite: bool) -> Result<Checkpoint> {
+    let c = read_file(path)?;
+    if !allow_nonfinite {
+        refuse_nonfinite(&c)?;
+    }
+    Ok(c)
+}
+
+/// The first tensor (by name) holding NaN or infinite values is an error:
+/// evaluating or training on from it gives silently wrong results.
+fn refuse_nonfinite(c: &Checkpoint) -> Result<()> {
+    let mut names: Vec<&String> = c.tensors.keys().collect();
+    names.sort();
+    for name in names {
+        let t = &c.tensors[name];
+        if !t.dtype().is_float() {
+            continue;
+        }
+        let values = t
+            .flatten_all()
+            .and_then(|v| v.to_dtype(candle_core::DType::F64))
+            .and_then(|v| v.to_vec1::<f64>())
+            .map_err(|e| Error::checkpoint(&c.path, format!("{name}: {e}")))?;
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::checkpoint(
+                &c.path,
+                format!(
+                    "{name} has {bad} NaN or infinite value(s) of {}: these weights would give wrong results; \
+                     retrain from an earlier checkpoint, or pass --allow-nonfinite to load them anyway",
+                    values.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> Result<Checkpoint> {
     let path = if path.is_dir() {
         path.join("checkpoint.safetensors")
     } else {
@@ -237,6 +291,19 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         .clone()
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
+    if let Some(stored) = meta.get(CHECKSUM) {
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default()) as usize;
+        let found = data_checksum(bytes.get(8 + header_len..).unwrap_or_default());
+        if *stored != found {
+            return Err(Error::checkpoint(
+                &path,
+                format!(
+                    "damaged: its tensor data's checksum is {found}, not the {stored} it was written with \
+                     (the file changed after it was written); use an earlier checkpoint or snapshot"
+                ),
+            ));
+        }
+    }
     let meta = CheckpointMeta::from_map(&path, &meta)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| Error::checkpoint(&path, format!("damaged tensor data ({e})")))?;

@@ -123,6 +123,9 @@ pub enum Stepped<T> {
     Done { loss: f64, read: T },
     /// The loss was not a number: nothing was updated.
     Diverged(f64),
+    /// A gradient or a weight held NaN or infinite values (the loss can stay
+    /// finite: a ReLU turns NaN into 0): which one, in words.
+    NonFinite(String),
 }
 
 /// One optimiser step: forward in training mode, `loss` of the outputs,
@@ -156,12 +159,26 @@ pub fn optimizer_step<R: rand::Rng, T>(
         .map(|p| grads.get(p.var.as_tensor()).cloned())
         .collect();
     drop(grads);
+    for (p, g) in model.params().zip(&g) {
+        if let Some(g) = g {
+            if !crate::kernels::update::all_finite(g).map_err(Error::tensor("gradient check"))? {
+                return Ok(Stepped::NonFinite(format!("the gradient of {}", p.name)));
+            }
+        }
+    }
     if let Some(max) = inputs.clip {
         g = clip(g, max).map_err(Error::tensor("clipping"))?;
     }
     optimizer
         .step(model, &g, inputs.lr)
         .map_err(Error::tensor("optimizer"))?;
+    for p in model.params().filter(|p| !p.frozen) {
+        if !crate::kernels::update::all_finite(p.var.as_tensor())
+            .map_err(Error::tensor("weight check"))?
+        {
+            return Ok(Stepped::NonFinite(format!("the weight {}", p.name)));
+        }
+    }
     Ok(Stepped::Done {
         loss: loss_value,
         read,
@@ -419,6 +436,9 @@ impl<'a> Trainer<'a> {
         let (loss_value, hit) = match done {
             Stepped::Done { loss, read } => (loss, read),
             Stepped::Diverged(loss) => return Err(self.diverged(loss, epoch, lr)),
+            Stepped::NonFinite(what) => {
+                return Err(self.diverged_in(&format!("{what} became NaN or infinite"), epoch, lr))
+            }
         };
         if let Some(e) = self.ema.as_mut() {
             e.update(model).map_err(Error::tensor("ema"))?;
@@ -459,6 +479,12 @@ impl<'a> Trainer<'a> {
 
     /// The error for a loss that stopped being a number at `epoch`.
     fn diverged(&self, loss_value: f64, epoch: u64, lr: f64) -> Error {
+        self.diverged_in(&format!("the training loss became {loss_value}"), epoch, lr)
+    }
+
+    /// The error for a training step that met `what` (a non-finite loss or
+    /// gradient) at `epoch`.
+    fn diverged_in(&self, what: &str, epoch: u64, lr: f64) -> Error {
         let kept = if self.first_epoch > 0 || epoch > 0 {
             format!(
                 "the last good checkpoint ({} after epoch {epoch}) is kept",
@@ -468,7 +494,7 @@ impl<'a> Trainer<'a> {
             "no checkpoint had been written yet".to_string()
         };
         Error::Diverged(format!(
-            "the training loss became {loss_value} at epoch {} step {} (learning rate {lr:.3e}); {kept}. Try a lower --lr, a warmup (warmup_epochs), or clip_grad_norm in the config",
+            "{what} at epoch {} step {} (learning rate {lr:.3e}); {kept}. Try a lower --lr, a warmup (warmup_epochs), or clip_grad_norm in the config",
             epoch + 1,
             self.step + 1
         ))

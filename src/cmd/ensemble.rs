@@ -21,6 +21,9 @@ pub struct EnsembleArgs {
     /// The members' weights: checkpoints (files or run directories) or state dicts
     #[arg(long, value_name = "FILE", num_args = 2.., required = true)]
     weights: Vec<PathBuf>,
+    /// Load weights holding NaN or infinite values instead of refusing them
+    #[arg(long)]
+    allow_nonfinite: bool,
     /// The dataset whose test split is evaluated
     #[arg(long, value_name = "SPEC")]
     data: String,
@@ -48,7 +51,7 @@ pub fn run(args: &EnsembleArgs) -> Result<(), Failed> {
         test.len()
     );
     for path in &args.weights {
-        let c = checkpoint::load(path).map_err(fail)?;
+        let c = checkpoint::load_with(path, args.allow_nonfinite).map_err(fail)?;
         let model = lower(&net, &Device::Cpu, 0)?;
         load_weights(&model, &c)?;
         let norm = normalization(&c, &args.norm, dataset.shape[0])?;

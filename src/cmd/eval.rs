@@ -25,6 +25,9 @@ pub struct EvalArgs {
     /// A checkpoint (file or run directory), or a state dict (.safetensors, .pth)
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
+    /// Load weights holding NaN or infinite values instead of refusing them
+    #[arg(long)]
+    allow_nonfinite: bool,
     /// The dataset whose test split is evaluated
     #[arg(long, value_name = "SPEC")]
     data: String,
@@ -65,7 +68,7 @@ enum EvalFormat {
 
 pub fn run(args: &EvalArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
-    let mut c = checkpoint::load(&args.weights).map_err(fail)?;
+    let mut c = checkpoint::load_with(&args.weights, args.allow_nonfinite).map_err(fail)?;
     let dataset = load_data(&args.data)?;
     let net = compile_for_data(&name, &text, &args.net, &dataset)?;
     let device = device(&args.device)?;

@@ -22,6 +22,9 @@ pub struct PredictArgs {
     /// A checkpoint (file or run directory), or a state dict (.safetensors, .pth)
     #[arg(long, value_name = "FILE")]
     weights: PathBuf,
+    /// Load weights holding NaN or infinite values instead of refusing them
+    #[arg(long)]
+    allow_nonfinite: bool,
     /// Image files (JPEG or PNG)
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -38,7 +41,7 @@ pub struct PredictArgs {
 
 pub fn run(args: &PredictArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
-    let c = checkpoint::load(&args.weights).map_err(fail)?;
+    let c = checkpoint::load_with(&args.weights, args.allow_nonfinite).map_err(fail)?;
     // The input and classes the weights were trained for, where known.
     let input: Option<Vec<usize>> = c.meta.input.clone();
     let classes: Option<Vec<String>> = c.meta.classes.clone();

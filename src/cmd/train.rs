@@ -70,6 +70,9 @@ pub struct TrainArgs {
     /// Continue the run in DIR from its checkpoint (same network, data and settings)
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+    /// Load weights holding NaN or infinite values instead of refusing them
+    #[arg(long)]
+    allow_nonfinite: bool,
     /// Start a fresh run in a directory that holds one, replacing its
     /// checkpoint and logs (without it, such a directory is refused)
     #[arg(long, conflicts_with = "resume")]
@@ -115,7 +118,7 @@ enum OptimizerArg {
 pub fn run(args: &TrainArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
     let resume = match &args.resume {
-        Some(dir) => Some(checkpoint::load(dir).map_err(fail)?),
+        Some(dir) => Some(checkpoint::load_with(dir, args.allow_nonfinite).map_err(fail)?),
         None => None,
     };
     let mut config = match (&resume, &args.config) {

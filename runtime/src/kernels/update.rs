@@ -168,3 +168,20 @@ impl InplaceOp3 for Update {
         Ok(())
     }
 }
+
+/// Whether every element of a float tensor is finite, read in place (no copy: the
+/// optimiser checks each gradient before it updates, at the step's peak memory).
+pub fn all_finite(t: &candle_core::Tensor) -> Result<bool> {
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        bail!("all_finite: CPU tensors only")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("all_finite: expected a contiguous tensor")
+    };
+    Ok(match cpu {
+        CpuStorage::F32(v) => v[start..end].iter().all(|x| x.is_finite()),
+        CpuStorage::F64(v) => v[start..end].iter().all(|x| x.is_finite()),
+        _ => true,
+    })
+}
