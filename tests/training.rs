@@ -1001,3 +1001,85 @@ fn damaged_and_nonfinite_checkpoints_are_refused() {
         "the checkpoint was rewritten"
     );
 }
+
+/// Issue 15, item 6: `--resume` with other data or settings names each
+/// difference and refuses, unless `--force`; raising `--epochs` is allowed.
+#[test]
+fn resume_refuses_changed_settings() {
+    let dir = temp_dir("resume-settings");
+    let out = dir.join("run");
+    let out_s = out.to_str().unwrap();
+    let base = [
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--batch-size",
+        "50",
+        "--quiet",
+    ];
+    let o = cnncost(
+        &[
+            &["train"][..],
+            &base,
+            &["--data", "synthetic:200", "--epochs", "1", "--out", out_s],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    for (extra, named) in [
+        (&["--batch-size", "25"][..], "batch_size 50 -> 25"),
+        (&["--seed", "7"][..], "seed 0 -> 7"),
+        (
+            &["--optimizer", "adam"][..],
+            "optimizer \"sgd\" -> \"adam\"",
+        ),
+        (&["--freeze", "stage1"][..], "freeze"),
+        (
+            &["--data", "synthetic:300"][..],
+            "data synthetic:200 -> synthetic:300",
+        ),
+    ] {
+        let o = cnncost(
+            &[
+                &["train", "cifar_small", "--set", "width=8", "--quiet"][..],
+                &["--resume", out_s, "--epochs", "2"],
+                extra,
+            ]
+            .concat(),
+        );
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(1), "{extra:?}: {err}");
+        assert!(
+            err.contains(named) && err.contains("--force"),
+            "{extra:?}: {err}"
+        );
+    }
+    // Raising the epochs alone continues; so does a difference with --force.
+    let o = cnncost(&[
+        "train",
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--quiet",
+        "--resume",
+        out_s,
+        "--epochs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = cnncost(&[
+        "train",
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--quiet",
+        "--resume",
+        out_s,
+        "--epochs",
+        "3",
+        "--seed",
+        "7",
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+}

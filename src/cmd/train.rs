@@ -74,8 +74,9 @@ pub struct TrainArgs {
     #[arg(long)]
     allow_nonfinite: bool,
     /// Start a fresh run in a directory that holds one, replacing its
-    /// checkpoint and logs (without it, such a directory is refused)
-    #[arg(long, conflicts_with = "resume")]
+    /// checkpoint and logs (without it, such a directory is refused); with
+    /// --resume, continue with settings or data that differ from the run's
+    #[arg(long)]
     force: bool,
     /// cpu, or cuda / cuda:N with the `cuda` build feature
     #[arg(long, default_value = "cpu")]
@@ -157,6 +158,9 @@ pub fn run(args: &TrainArgs) -> Result<(), Failed> {
         config.backbone_lr_scale = v;
     }
     config.validate().map_err(fail)?;
+    if let Some(c) = &resume {
+        resume_matches(c, &config, args)?;
+    }
     let spec = match (&args.data, &resume) {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => c
@@ -212,6 +216,43 @@ pub fn run(args: &TrainArgs) -> Result<(), Failed> {
     };
     train::train(&job).map_err(fail)?;
     Ok(())
+}
+
+/// A resumed run continues with the data and the settings it was trained
+/// with: any that differ (but `epochs`, which may be raised to train longer)
+/// are named, and refused unless `--force`.
+fn resume_matches(
+    c: &runtime::checkpoint::Checkpoint,
+    config: &runtime::config::TrainConfig,
+    args: &TrainArgs,
+) -> Result<(), Failed> {
+    let mut differ = Vec::new();
+    if let (Some(theirs), Some(ours)) = (&c.meta.data, &args.data) {
+        if theirs != ours {
+            differ.push(format!("data {theirs} -> {ours}"));
+        }
+    }
+    if let Some(theirs) = &c.meta.config {
+        let as_map = |cfg: &runtime::config::TrainConfig| match serde_json::to_value(cfg) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let (before, now) = (as_map(theirs), as_map(config));
+        for (key, was) in &before {
+            let is = now.get(key).unwrap_or(&serde_json::Value::Null);
+            if key != "epochs" && was != is {
+                differ.push(format!("{key} {was} -> {is}"));
+            }
+        }
+    }
+    if differ.is_empty() || args.force {
+        return Ok(());
+    }
+    Err(fail(format!(
+        "{}: --resume continues a run with its own data and settings, and these differ: {}; drop them to continue the run as it was, or pass --force to continue with the new ones",
+        c.path.display(),
+        differ.join(", ")
+    )))
 }
 
 /// `train --check-init` and `train --overfit N`: the lecture's checks
