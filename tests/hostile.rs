@@ -83,3 +83,78 @@ fn text_that_is_not_utf8_is_named_so() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
 }
+
+/// Issue 15, item 7: settings that make no sense are refused before a run,
+/// each at its line of the config file.
+#[test]
+fn nonsense_settings_are_refused_at_their_line() {
+    let cfg = temp("bad.yaml");
+    std::fs::write(
+        &cfg,
+        "epochs: 2\n# decay\nweight_decay: -1\nschedule: multistep\nmilestones: [3, 1]\n",
+    )
+    .unwrap();
+    let out = temp("bad-run");
+    let o = cnncost_within(
+        &[
+            "train",
+            "cifar_small",
+            "--set",
+            "width=8",
+            "--data",
+            "synthetic:100",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let at = |line: usize| format!("{}:{line}: ", cfg.display());
+    assert!(err.contains(&format!("{}`weight_decay`", at(3))), "{err}");
+    assert!(err.contains(&format!("{}`milestones`", at(5))), "{err}");
+    assert!(!out.join("metrics.jsonl").exists(), "nothing ran");
+
+    std::fs::write(&cfg, "augment:\n  cutout: 1000\n").unwrap();
+    let o = cnncost_within(
+        &[
+            "train",
+            "cifar_small",
+            "--set",
+            "width=8",
+            "--data",
+            "synthetic:100",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--force",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("`cutout` (1000) is larger than the images (32x32)"),
+        "{}",
+        stderr(&o)
+    );
+
+    for args in [
+        &[
+            "train",
+            "cifar_small",
+            "--data",
+            "synthetic:100",
+            "--overfit",
+            "0",
+        ][..],
+        &["predict", "lenet5", "--weights", "x", "--top", "0", "x.png"][..],
+    ] {
+        let o = cnncost_within(args, Duration::from_secs(60));
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}

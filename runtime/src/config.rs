@@ -8,6 +8,30 @@ use crate::schedule::{Schedule, ScheduleKind};
 pub use data::AugmentConfig;
 use serde::{Deserialize, Serialize};
 
+/// Settings problems (`; `-joined, each naming its `key`), one per line,
+/// each at `NAME:LINE` where the file `name` (text `text`) sets the key: the
+/// place to change.
+fn located(problems: &str, name: &str, text: &str) -> String {
+    problems
+        .split("; ")
+        .map(|p| {
+            let key = p.split('`').nth(1);
+            let line = key.and_then(|k| {
+                text.lines().position(|l| {
+                    l.trim_start()
+                        .strip_prefix(k)
+                        .is_some_and(|r| r.trim_start().starts_with(':'))
+                })
+            });
+            match line {
+                Some(i) => format!("{name}:{}: {p}", i + 1),
+                None => format!("{name}: {p}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Every training setting, with its default. docs/training.md explains each.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -128,7 +152,7 @@ impl TrainConfig {
         let c: TrainConfig =
             serde_yaml::from_str(text).map_err(|e| Error::Config(format!("{name}: {e}")))?;
         c.validate()
-            .map_err(|e| Error::Config(format!("{name}: {e}")))?;
+            .map_err(|e| Error::Config(located(&e.to_string(), name, text)))?;
         Ok(c)
     }
 
@@ -180,6 +204,50 @@ impl TrainConfig {
                 "`pct_start` must be in (0, 1), not {}",
                 self.pct_start
             ));
+        }
+        let wd = self.weight_decay();
+        if !(wd.is_finite() && wd >= 0.0) {
+            problems.push(format!("`weight_decay` must be a number >= 0, not {wd}"));
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            problems.push(format!(
+                "`gamma` must be a positive number, not {}",
+                self.gamma
+            ));
+        }
+        if self.schedule == ScheduleKind::Step && self.step_size == 0 {
+            problems.push("`step_size` must be at least 1 epoch".to_string());
+        }
+        if self.milestones.windows(2).any(|w| w[0] >= w[1]) {
+            problems.push(format!(
+                "`milestones` must increase, epoch after epoch: {:?}",
+                self.milestones
+            ));
+        }
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0) {
+            problems.push(format!(
+                "`min_lr` must be a number >= 0, not {}",
+                self.min_lr
+            ));
+        }
+        if !(self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0) {
+            problems.push(format!(
+                "`warmup_epochs` must be a number >= 0, not {}",
+                self.warmup_epochs
+            ));
+        } else if self.warmup_epochs >= self.epochs as f64 && self.epochs > 0 {
+            problems.push(format!(
+                "`warmup_epochs` ({}) must be shorter than the run (`epochs`: {})",
+                self.warmup_epochs, self.epochs
+            ));
+        }
+        for (name, v) in [
+            ("div_factor", self.div_factor),
+            ("final_div_factor", self.final_div_factor),
+        ] {
+            if !(v.is_finite() && v >= 1.0) {
+                problems.push(format!("`{name}` must be a number >= 1, not {v}"));
+            }
         }
         if let Some(c) = self.clip_grad_norm {
             if c.is_nan() || c <= 0.0 {
@@ -244,6 +312,31 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_out_of_range_are_each_named() {
+        // Issue 15, item 7: each of these ran before, to a diverged or a
+        // meaningless run.
+        for (yaml, named) in [
+            ("weight_decay: -1", "`weight_decay`"),
+            ("schedule: step\nstep_size: 0", "`step_size`"),
+            ("schedule: multistep\nmilestones: [30, 10]", "`milestones`"),
+            ("epochs: 5\nwarmup_epochs: 5", "`warmup_epochs`"),
+            ("gamma: 0", "`gamma`"),
+            ("schedule: onecycle\ndiv_factor: 0.5", "`div_factor`"),
+        ] {
+            let e = TrainConfig::from_yaml("t.yaml", yaml)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let line = yaml.lines().count();
+            assert!(
+                e.contains(&format!("t.yaml:{line}: {named}")),
+                "{yaml}: {e}"
+            );
+        }
+        TrainConfig::default().validate().unwrap();
+    }
 
     #[test]
     fn the_analyzers_default_optimizer_is_trains() {

@@ -250,6 +250,14 @@ impl<'a> Trainer<'a> {
     pub fn new(job: &'a TrainJob<'a>) -> Result<Trainer<'a>> {
         let config = &job.config;
         config.validate()?;
+        if let Some(c) = config.augment.cutout {
+            let [_, h, w] = job.dataset.shape;
+            if c > h.max(w) {
+                return Err(Error::Config(format!(
+                    "`cutout` ({c}) is larger than the images ({h}x{w}): it would blank every image"
+                )));
+            }
+        }
         let intent = match job.resume {
             Some(_) => Intent::Resume,
             None => Intent::Fresh { force: job.force },

@@ -28,9 +28,9 @@ pub struct PredictArgs {
     /// Image files (JPEG or PNG)
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// How many classes to show per image
-    #[arg(long, default_value_t = 5)]
-    top: usize,
+    /// How many classes to show per image (at least 1)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    top: u64,
     #[command(flatten)]
     norm: NormArgs,
     #[arg(long, default_value = "cpu")]
@@ -66,7 +66,7 @@ pub fn run(args: &PredictArgs) -> Result<(), Failed> {
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
         out.push_str(&format!("{}\n", path.display()));
-        for &k in order.iter().take(args.top.max(1)) {
+        for &k in order.iter().take(args.top as usize) {
             let label = classes
                 .as_ref()
                 .and_then(|c| c.get(k).cloned())

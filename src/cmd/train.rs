@@ -100,10 +100,10 @@ pub struct TrainArgs {
     #[arg(long)]
     check_init: bool,
     /// Sanity check instead of training: overfit N minibatches (no augmentation or decay) to 100%
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive_count)]
     overfit: Option<usize>,
     /// Step budget for --overfit
-    #[arg(long, default_value_t = 500, value_name = "STEPS")]
+    #[arg(long, default_value_t = 500, value_name = "STEPS", value_parser = clap::value_parser!(u64).range(1..))]
     overfit_steps: u64,
     #[command(flatten)]
     net: NetArgs,
@@ -216,6 +216,14 @@ pub fn run(args: &TrainArgs) -> Result<(), Failed> {
     };
     train::train(&job).map_err(fail)?;
     Ok(())
+}
+
+/// A count of at least 1.
+fn positive_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a count of at least 1")),
+    }
 }
 
 /// A resumed run continues with the data and the settings it was trained
