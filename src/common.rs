@@ -296,6 +296,21 @@ pub fn compile_for(
 }
 
 pub fn lower(net: &Network, device: &Device, seed: u64) -> Result<Model, Failed> {
+    // The weights, counted before a byte is allocated: a layer too large for
+    // the machine is an error, not an abort.
+    let a = analyzed(net, Options::default())?;
+    let weights = a
+        .totals
+        .params
+        .max(a.train_totals.params)
+        .saturating_add(a.train_totals.buffers)
+        .saturating_mul(4);
+    data::memory::check_fits(weights, &format!("{}'s weights", net.name)).map_err(|e| {
+        fail(format!(
+            "{e}; check the layer sizes (`cnncost {}` counts them)",
+            net.name
+        ))
+    })?;
     let mut rng: rand_chacha::ChaCha8Rng = rand::SeedableRng::seed_from_u64(seed);
     Model::new(net, device, DType::F32, &mut rng).map_err(|e| fail(format!("{}: {e}", net.name)))
 }

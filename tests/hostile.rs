@@ -158,3 +158,46 @@ fn nonsense_settings_are_refused_at_their_line() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// Issue 15, item 4: what cannot fit in memory is refused with its size and
+/// cause, never an allocator abort (exit 134).
+#[test]
+fn allocations_larger_than_the_machine_are_refused_not_aborted() {
+    let out = temp("huge-run");
+    let huge = temp("huge-conv.net");
+    std::fs::write(
+        &huge,
+        "network huge\ninput 3x32x32\nconv 99999999999 k=3\ngap\nflatten\nlinear 10\n",
+    )
+    .unwrap();
+    let wide = temp("wide-conv.net");
+    std::fs::write(
+        &wide,
+        "network wide\ninput 3x32x32\nconv 100000 k=3 p=1 | relu\ngap\nflatten\nlinear 10\n",
+    )
+    .unwrap();
+    for (args, says) in [
+        (
+            vec!["train", huge.to_str().unwrap(), "--data", "synthetic:100"],
+            "training huge at batch 128",
+        ),
+        (
+            vec!["train", wide.to_str().unwrap(), "--data", "synthetic:100"],
+            "training wide at batch 128",
+        ),
+        (
+            vec!["train", "cifar_small", "--data", "synthetic:10000000000"],
+            "synthetic:10000000000 needs",
+        ),
+    ] {
+        let mut args = args;
+        args.extend(["--quiet", "--force", "--out", out.to_str().unwrap()]);
+        let o = cnncost_within(&args, Duration::from_secs(60));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(says) && err.contains("available"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -15,6 +15,7 @@ mod grid;
 mod idx;
 mod image_file;
 mod loader;
+pub mod memory;
 mod mix;
 pub mod ops;
 mod pca;

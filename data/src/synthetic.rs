@@ -33,6 +33,12 @@ pub(crate) fn load(arg: &str) -> Result<Dataset, DataError> {
             "synthetic:0: need at least 1 training image",
         ));
     }
+    // The training images and a fifth as many test images, a byte per value.
+    let bytes = (n as u64)
+        .saturating_add(n as u64 / 5)
+        .saturating_mul(SHAPE.iter().product::<usize>() as u64);
+    crate::memory::check_fits(bytes, &format!("synthetic:{n}"))
+        .map_err(|e| DataError::new(format!("{e}; ask for fewer images")))?;
     Ok(Dataset {
         source: String::new(),
         classes: CLASSES.iter().map(|s| s.to_string()).collect(),

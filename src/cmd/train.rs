@@ -173,6 +173,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Failed> {
     let dataset = load_data(&spec)?;
     let net = compile_for_data(&name, &text, &args.net, &dataset)?;
     let device = device(&args.device)?;
+    check_training_fits(&net, &config)?;
     let mut model = lower(&net, &device, config.seed)?;
     let notes = runtime::transfer::prepare(&mut model, &config, resume.is_some()).map_err(fail)?;
     if !args.quiet {
@@ -224,6 +225,47 @@ fn positive_count(s: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("`{s}` is not a count of at least 1")),
     }
+}
+
+/// A training step whose predicted peak (`cnncost NET --train`) is larger
+/// than the memory available is refused before anything is allocated.
+fn check_training_fits(
+    net: &dsl::Network,
+    config: &runtime::config::TrainConfig,
+) -> Result<(), Failed> {
+    let batch = config.batch_size as u64;
+    let a = crate::common::analyzed(
+        net,
+        analyzer::Options {
+            batch,
+            dtype: analyzer::Dtype::F32,
+        },
+    )?;
+    let options = analyzer::training::TrainOptions {
+        optimizer: config.optimizer_settings().plan(),
+        freeze: config.freeze.clone(),
+        ..Default::default()
+    };
+    let Ok(a) = analyzer::with_training(a, &options) else {
+        return Err(fail(format!(
+            "{}: a training step at batch {batch} is too large to count; lower --batch-size",
+            net.name
+        )));
+    };
+    let peak = a.training.as_ref().map_or(0, |t| t.peak_bytes);
+    data::memory::check_fits(
+        peak,
+        &format!(
+            "training {} at batch {batch} (its peak: `cnncost {} --train --batch {batch}`)",
+            net.name, net.name
+        ),
+    )
+    .map_err(|e| {
+        fail(format!(
+            "{e}; lower --batch-size, or see `cnncost {} --train --fit SIZE`",
+            net.name
+        ))
+    })
 }
 
 /// A resumed run continues with the data and the settings it was trained
