@@ -1083,3 +1083,76 @@ fn resume_refuses_changed_settings() {
     ]);
     assert!(o.status.success(), "{}", text(&o).1);
 }
+
+/// Issue 15, item 9: a metrics log that does not read stops a resume instead
+/// of being dropped; batch norm refuses one value per channel, as PyTorch.
+#[test]
+fn unreadable_logs_and_single_value_batch_norm_are_errors() {
+    let dir = temp_dir("leftovers");
+    let out = dir.join("run");
+    let out_s = out.to_str().unwrap();
+    let base = [
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--batch-size",
+        "50",
+        "--quiet",
+    ];
+    let o = cnncost(
+        &[
+            &["train"][..],
+            &base,
+            &["--data", "synthetic:100", "--epochs", "1", "--out", out_s],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let mut log = std::fs::read(out.join(METRICS)).unwrap();
+    log.extend_from_slice(b"\xff\xfe garbage\n");
+    std::fs::write(out.join(METRICS), &log).unwrap();
+    let o = cnncost(&[&["train"][..], &base, &["--resume", out_s, "--epochs", "2"]].concat());
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot read the run's metrics"), "{err}");
+    assert_eq!(
+        std::fs::read(out.join(METRICS)).unwrap(),
+        log,
+        "the log was rewritten"
+    );
+
+    let net = dir.join("bn1d.net");
+    std::fs::write(
+        &net,
+        "network bn1d(classes = 10)\ninput 3x32x32\nflatten\nlinear 8\nbn\nlinear classes\n",
+    )
+    .unwrap();
+    let o = cnncost(&[
+        "train",
+        net.to_str().unwrap(),
+        "--data",
+        "synthetic:3",
+        "--batch-size",
+        "1",
+        "--quiet",
+        "--out",
+        dir.join("bn").to_str().unwrap(),
+    ]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("more than one value per channel"), "{err}");
+}
+
+#[test]
+fn a_loss_that_stays_at_chance_is_reported() {
+    use runtime::train::stuck_at_chance;
+    // ln 10 = 2.3026: uniform guessing over ten classes.
+    let w = stuck_at_chance(2.31, 10, 0).expect("2.31 is ln 10");
+    assert!(
+        w.contains("lower --lr") && w.contains("warmup") && w.contains("--check-init"),
+        "{w}"
+    );
+    assert!(stuck_at_chance(2.0, 10, 0).is_none(), "learning");
+    assert!(stuck_at_chance(0.7, 2, 3).is_some(), "ln 2 = 0.693");
+    assert!(stuck_at_chance(0.1, 1, 0).is_none());
+}

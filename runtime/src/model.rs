@@ -628,6 +628,14 @@ impl Model {
                 }
             }
             Mode::Train => {
+                // One value per channel has no variance to normalise by (PyTorch
+                // refuses it too).
+                if v.elem_count() <= c {
+                    candle_core::bail!(
+                        "batch norm in training needs more than one value per channel, got input {:?}: use a batch size of at least 2",
+                        v.dims()
+                    )
+                }
                 let (y, stats) = kernels::norm::batch_norm_train(
                     v,
                     &self.param_at(step, roles.weight, mode),

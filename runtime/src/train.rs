@@ -381,7 +381,11 @@ impl<'a> Trainer<'a> {
                 .step(&bar, epoch, self.step - epoch * self.per_epoch, &tally);
         }
         bar.finish_and_clear();
-        self.end_epoch(epoch, &tally, started)
+        let m = self.end_epoch(epoch, &tally, started)?;
+        if let Some(w) = stuck_at_chance(m.train_loss, self.job.dataset.classes.len(), epoch) {
+            eprintln!("warning: {w}");
+        }
+        Ok(m)
     }
 
     /// One optimiser step on `batch`, the `b`-th of `epoch`.
@@ -628,6 +632,25 @@ fn resume(job: &TrainJob, c: &Checkpoint, optimizer: &mut Optimizer) -> Result<S
     })
 }
 
+/// The lecture's first reading of a loss curve: a cross-entropy that stays
+/// at ln C (C classes) after a whole epoch means the network predicts
+/// uniformly, learning nothing. Within 3% of ln C is "stays".
+pub fn stuck_at_chance(train_loss: f64, classes: usize, epoch: u64) -> Option<String> {
+    if classes < 2 {
+        return None;
+    }
+    let chance = (classes as f64).ln();
+    (train_loss >= 0.97 * chance && train_loss <= 1.03 * chance).then(|| {
+        format!(
+            "after epoch {}, the training loss ({train_loss:.3}) is still ln {classes} = {chance:.3}, \
+             the loss of uniform guessing: the network is not learning. Try a lower --lr (the rate \
+             may be so high that the ReLUs died), a warmup (warmup_epochs: 1), or check the \
+             initialisation (`cnncost train NET --check-init`)",
+            epoch + 1
+        )
+    })
+}
+
 /// Rewrites `metrics.jsonl` and `losses.csv` in `out` keeping only the
 /// lines of the first `epoch` epochs (`step` steps): a resumed run drops an
 /// interrupted run's later lines; a fresh run starts them empty.
@@ -635,7 +658,18 @@ fn trim_logs(out: &Path, epoch: u64, step: u64) -> Result<()> {
     let metrics_path = out.join(METRICS);
     let mut kept = String::new();
     if epoch > 0 {
-        if let Ok(text) = std::fs::read_to_string(&metrics_path) {
+        // A log that exists but does not read (not UTF-8) is an error: dropping
+        // it would lose the earlier epochs without a word.
+        let text =
+            match std::fs::read_to_string(&metrics_path) {
+                Ok(text) => Some(text),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(
+                    &metrics_path,
+                    "cannot read the run's metrics to continue them (repair or remove the file)",
+                )(e)),
+            };
+        if let Some(text) = text {
             for line in text.lines() {
                 if let Ok(m) = serde_json::from_str::<EpochMetrics>(line) {
                     if m.epoch <= epoch {
