@@ -1111,6 +1111,23 @@ fn unreadable_logs_and_single_value_batch_norm_are_errors() {
     let mut log = std::fs::read(out.join(METRICS)).unwrap();
     log.extend_from_slice(b"\xff\xfe garbage\n");
     std::fs::write(out.join(METRICS), &log).unwrap();
+    // Evaluated on other data: said.
+    let o = cnncost(&[
+        "eval",
+        "cifar_small",
+        "--set",
+        "width=8",
+        "--weights",
+        out_s,
+        "--data",
+        "synthetic:150",
+    ]);
+    let err = text(&o).1;
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("was trained on synthetic:100; evaluating it on synthetic:150"),
+        "{err}"
+    );
     let o = cnncost(&[&["train"][..], &base, &["--resume", out_s, "--epochs", "2"]].concat());
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(1), "{err}");

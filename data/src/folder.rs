@@ -150,6 +150,12 @@ fn list_files(class_dirs: &[(String, PathBuf)]) -> Result<Vec<Entry>, DataError>
             // metadata follows symlinks, so linked images count.
             let meta = std::fs::metadata(&path)
                 .map_err(|e| DataError::at(&path, format!("cannot stat: {e}")))?;
+            if meta.is_dir() {
+                return Err(DataError::at(
+                    &path,
+                    "a folder inside a class folder: images are read from the class folder itself, not below it; move them up, or remove the folder",
+                ));
+            }
             if !meta.is_file() {
                 continue;
             }
@@ -183,7 +189,8 @@ fn decode_all(listing: &Listing) -> Result<Dataset, DataError> {
         .map_err(|e| DataError::at(&first.path, format!("cannot read: {e}")))?;
     let img = decode(&first.path, &bytes)?;
     let c = if is_grayscale(&img) { 1 } else { 3 };
-    let shape = [c, img.height() as usize, img.width() as usize];
+    let (w, h) = common_size(&listing.train).unwrap_or((img.width(), img.height()));
+    let shape = [c, h as usize, w as usize];
     if shape[1] == 0 || shape[2] == 0 {
         return Err(DataError::at(&first.path, "image has no pixels"));
     }
@@ -194,6 +201,22 @@ fn decode_all(listing: &Listing) -> Result<Dataset, DataError> {
         train: decode_split(&listing.train, shape)?,
         test: decode_split(&listing.test, shape)?,
     })
+}
+
+/// The size most training images have, from their headers: the images of
+/// another size are resized to it (one odd image sorted first used to set
+/// the size of all).
+fn common_size(entries: &[Entry]) -> Option<(u32, u32)> {
+    let mut counts: std::collections::BTreeMap<(u32, u32), usize> = Default::default();
+    for e in entries {
+        if let Ok(size) = image::image_dimensions(&e.path) {
+            *counts.entry(size).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(size, n)| (n, std::cmp::Reverse(size)))
+        .map(|(size, _)| size)
 }
 
 fn decode_one(entry: &Entry, shape: [usize; 3], out: &mut [u8]) -> Result<(), DataError> {

@@ -498,3 +498,24 @@ fn folder_unwritable_cache_dir_is_a_note() {
         l.notes
     );
 }
+
+/// Issue 15, item 9: one small image sorted first no longer sets the size of
+/// all (the size most images have does); a folder inside a class folder is
+/// an error naming it, not images silently left out.
+#[test]
+fn folder_size_is_the_common_one_and_nested_folders_are_named() {
+    let t = TempDir::new("folder-odd-first");
+    folder_set(t.path());
+    // Sorted first in train/a, and smaller than the rest.
+    png(&t.join("train/a/!small.png"), 2, 2, 9);
+    let d = load_with(&format!("folder:{}", t.path().display()), &no_cache())
+        .unwrap()
+        .dataset;
+    assert_eq!(d.shape, [3, 3, 4], "the common size, not the first image's");
+    assert_eq!(d.train.labels.len(), 5);
+
+    let t = TempDir::new("folder-nested");
+    folder_set(t.path());
+    png(&t.join("train/a/more/0.png"), 4, 3, 1);
+    assert_has(&folder_err(t.path()), &["more", "inside a class folder"]);
+}

@@ -70,6 +70,13 @@ pub fn run(args: &EvalArgs) -> Result<(), Failed> {
     let (name, text) = read_source(&args.file)?;
     let mut c = checkpoint::load_with(&args.weights, args.allow_nonfinite).map_err(fail)?;
     let dataset = load_data(&args.data)?;
+    if let Some(trained) = c.meta.data.as_deref().filter(|d| *d != args.data) {
+        eprintln!(
+            "warning: {} was trained on {trained}; evaluating it on {} (another data set, or the same one elsewhere)",
+            c.path.display(),
+            args.data
+        );
+    }
     let net = compile_for_data(&name, &text, &args.net, &dataset)?;
     let device = device(&args.device)?;
     let model = lower(&net, &device, 0)?;
