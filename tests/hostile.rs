@@ -201,3 +201,21 @@ fn allocations_larger_than_the_machine_are_refused_not_aborted() {
         );
     }
 }
+
+/// Issue 15, item 10: an error on a line of megabytes shows a window of the
+/// line, not all of it.
+#[test]
+fn an_error_on_a_huge_line_shows_a_window() {
+    let p = temp("one-line.net");
+    let body = "relu | ".repeat(300_000);
+    std::fs::write(&p, format!("network x\ninput 3x8x8\n{body}relux\n")).unwrap();
+    let o = cnncost_within(&[p.to_str().unwrap()], Duration::from_secs(60));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err.len() < 2000, "{} bytes of error", err.len());
+    assert!(
+        err.contains(&format!("one-line.net:3:{}", body.len() + 1)),
+        "{err}"
+    );
+    assert!(err.contains("^^^^^ not an op of the language"), "{err}");
+}

@@ -135,6 +135,15 @@ pub fn render_all(diagnostics: &[Diagnostic], source: &Source) -> String {
         let span = clamp_span(d.span, &source.text);
         let mut notes: Vec<String> = d.help.iter().map(|h| format!("help: {h}")).collect();
         notes.extend(d.notes.iter().map(|n| format!("note: {n}")));
+        let line_start = source.text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = source.text[span.start..]
+            .find('\n')
+            .map_or(source.text.len(), |i| span.start + i);
+        if line_end - line_start > MAX_SHOWN_LINE {
+            out.get_mut()
+                .extend_from_slice(render_long_line(d, source, span, &notes).as_bytes());
+            continue;
+        }
         let cs = CsDiagnostic::error()
             .with_message(&d.message)
             .with_labels(vec![
@@ -145,6 +154,54 @@ pub fn render_all(diagnostics: &[Diagnostic], source: &Source) -> String {
         let _ = term::emit(&mut out, &config, &file, &cs);
     }
     String::from_utf8_lossy(&out.into_inner()).into_owned()
+}
+
+/// Source lines longer than this are shown as a window around the error: a
+/// generated file can hold megabytes on one line.
+const MAX_SHOWN_LINE: usize = 200;
+
+/// One diagnostic on a long line, in the same layout as codespan's, the line
+/// cut to `MAX_SHOWN_LINE / 2` characters either side of the span's start.
+fn render_long_line(d: &Diagnostic, source: &Source, span: Span, notes: &[String]) -> String {
+    let text = &source.text;
+    let loc = source.location(span.start);
+    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[span.start..]
+        .find('\n')
+        .map_or(text.len(), |i| span.start + i);
+    let half = MAX_SHOWN_LINE / 2;
+    let mut from = span.start.saturating_sub(half).max(line_start);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (span.start + half).min(line_end);
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    let (pre, post) = (
+        if from > line_start { "…" } else { "" },
+        if to < line_end { "…" } else { "" },
+    );
+    let gutter = " ".repeat(loc.line.to_string().len());
+    let caret_at = pre.chars().count() + text[from..span.start].chars().count();
+    let carets = text[span.start..span.end.min(to)].chars().count().max(1);
+    let mut s = format!(
+        "error: {}\n{gutter} ┌─ {loc}\n{gutter} │\n{} │ {pre}{}{post}\n{gutter} │ {}{} {}\n",
+        d.message,
+        loc.line,
+        &text[from..to],
+        " ".repeat(caret_at),
+        "^".repeat(carets),
+        d.label
+    );
+    if !notes.is_empty() {
+        s.push_str(&format!("{gutter} │\n"));
+        for n in notes {
+            s.push_str(&format!("{gutter} = {n}\n"));
+        }
+    }
+    s.push('\n');
+    s
 }
 
 /// Keeps a span inside the text and on character boundaries, so rendering

@@ -8,6 +8,29 @@ use crate::schedule::{Schedule, ScheduleKind};
 pub use data::AugmentConfig;
 use serde::{Deserialize, Serialize};
 
+/// serde_yaml's message, where it misleads, said plainly: a number too
+/// large for a float (`1e400`) reaches serde as a string.
+fn explain_yaml_error(message: &str) -> String {
+    let quoted = message
+        .split_once("invalid type: string \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(s, _)| s);
+    match quoted {
+        Some(s) if s.parse::<f64>().is_ok_and(f64::is_infinite) => {
+            let at = message.rsplit_once(" at line ").map_or("", |(_, at)| at);
+            format!(
+                "`{s}` is too large for a number (the largest is about 1.8e308){}",
+                if at.is_empty() {
+                    String::new()
+                } else {
+                    format!(", at line {at}")
+                }
+            )
+        }
+        _ => message.to_string(),
+    }
+}
+
 /// Settings problems (`; `-joined, each naming its `key`), one per line,
 /// each at `NAME:LINE` where the file `name` (text `text`) sets the key: the
 /// place to change.
@@ -149,8 +172,9 @@ impl TrainConfig {
     /// Reads a YAML file; errors name the file and, from serde_yaml, the
     /// line and column.
     pub fn from_yaml(name: &str, text: &str) -> Result<TrainConfig> {
-        let c: TrainConfig =
-            serde_yaml::from_str(text).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        let c: TrainConfig = serde_yaml::from_str(text).map_err(|e| {
+            Error::Config(format!("{name}: {}", explain_yaml_error(&e.to_string())))
+        })?;
         c.validate()
             .map_err(|e| Error::Config(located(&e.to_string(), name, text)))?;
         Ok(c)
@@ -312,6 +336,16 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_too_large_is_named_a_number() {
+        let e = TrainConfig::from_yaml("t.yaml", "epochs: 2\nlr: 1e400\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("`1e400` is too large for a number"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
 
     #[test]
     fn settings_out_of_range_are_each_named() {
