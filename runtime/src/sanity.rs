@@ -174,9 +174,9 @@ pub struct LrFind {
     /// (rate, smoothed loss) per step, until the loss diverged.
     pub points: Vec<(f64, f64)>,
     /// The rate where the smoothed loss fell fastest (steepest negative
-    /// slope against log rate) before its minimum; a tenth of the minimum's
-    /// rate if it never fell.
-    pub suggested: f64,
+    /// slope against log rate) before its minimum; `None` when it never fell
+    /// (it rose from the first rates: they are already too high).
+    pub suggested: Option<f64>,
 }
 
 pub fn lr_find(
@@ -216,26 +216,56 @@ pub fn lr_find(
             .collect();
         opt.step(model, &g, lr)?;
     }
-    // The steepest descent of the smoothed loss against log(lr), over a
-    // window, before the loss's minimum: past the minimum the run is
-    // already diverging, and a recovery there says nothing about the rate.
+    let suggested = suggest(&points);
+    Ok(LrFind { points, suggested })
+}
+
+/// The steepest descent of the smoothed loss against log(lr), over a window
+/// of a tenth of the points, before the loss's minimum: past the minimum the
+/// run is already diverging, and a recovery there says nothing about the
+/// rate. `None` when the loss never fell.
+pub fn suggest(points: &[(f64, f64)]) -> Option<f64> {
     let lowest = points
         .iter()
         .enumerate()
         .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
         .map_or(0, |(i, _)| i);
     let w = (points.len() / 10).max(1);
-    let mut suggested = points.get(lowest).map_or(min, |p| p.0 / 10.0);
-    let mut steepest = 0.0;
+    let mut best: Option<(f64, f64)> = None;
     for i in w..=lowest.min(points.len().saturating_sub(1)) {
         let slope = (points[i].1 - points[i - w].1) / (points[i].0.ln() - points[i - w].0.ln());
-        if slope < steepest {
-            steepest = slope;
-            suggested = points[i - w / 2].0;
+        if slope < best.map_or(0.0, |b| b.0) {
+            best = Some((slope, points[i - w / 2].0));
         }
     }
-    if let Some(first) = points.first() {
-        suggested = suggested.max(first.0);
+    best.map(|(_, rate)| rate)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_rate_is_suggested_when_the_loss_never_fell() {
+        // Issue 15, item 7: rising from the first rate on.
+        let rising: Vec<(f64, f64)> = (0..20)
+            .map(|i| (1e-3 * 1.5f64.powi(i), 2.3 + i as f64))
+            .collect();
+        assert_eq!(super::suggest(&rising), None);
+        // Falling fastest around 1e-2, lowest at 1e-1, then rising.
+        let curve: Vec<(f64, f64)> = (0..40)
+            .map(|i| {
+                let lr = 1e-4 * 10f64.powf(i as f64 / 10.0);
+                let x = lr.log10() + 2.0;
+                (
+                    lr,
+                    if lr < 0.1 {
+                        2.3 - 1.0 / (1.0 + (-4.0 * x).exp())
+                    } else {
+                        1.3 + (lr - 0.1) * 50.0
+                    },
+                )
+            })
+            .collect();
+        let s = super::suggest(&curve).expect("a descent");
+        assert!((3e-3..3e-2).contains(&s), "{s}");
     }
-    Ok(LrFind { points, suggested })
 }

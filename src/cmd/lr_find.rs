@@ -83,13 +83,19 @@ pub fn run(args: &LrFindArgs) -> Result<(), Failed> {
     if r.points.len() < 2 {
         return Err(fail("the loss diverged at once: lower --min"));
     }
-    plot::draw_lr_find(&args.out, &net.name, &r.points, r.suggested).map_err(fail)?;
+    let Some(suggested) = r.suggested else {
+        return Err(fail(format!(
+            "the loss never fell: it rose from the first rate ({:.1e}) on, so every rate tried is already too high; lower --min and --max",
+            r.points[0].0
+        )));
+    };
+    plot::draw_lr_find(&args.out, &net.name, &r.points, suggested).map_err(fail)?;
     emit(&format!(
         "wrote {} ({} steps, rates {:.1e} to {:.1e})\nsuggested learning rate: {:.2e}\n",
         args.out.display(),
         r.points.len(),
         r.points[0].0,
         r.points[r.points.len() - 1].0,
-        r.suggested
+        suggested
     ))
 }
