@@ -120,7 +120,7 @@ impl<'a> Schedule<'a> {
                 }
             }
         };
-        let warmup = (c.warmup_epochs * per_epoch as f64).round();
+        let warmup = (c.warmup_epochs() * per_epoch as f64).round();
         if warmup > 0.0 && (step as f64) < warmup {
             base * (step as f64 + 1.0) / warmup
         } else {
@@ -144,7 +144,7 @@ mod tests {
             pct_start: 0.25,
             div_factor: 25.0,
             final_div_factor: 1e4,
-            warmup_epochs: 0.0,
+            warmup_epochs: Some(0.0),
             cycles: 2,
             cycle_momentum: Some((0.85, 0.95)),
             ..TrainConfig::default()
@@ -223,7 +223,7 @@ mod tests {
         assert_eq!(c.lr_at(0, 10, 100), 0.1);
         assert!((c.lr_at(50, 10, 100) - 0.05).abs() < 1e-15);
         let mut w_config = config(ScheduleKind::Constant);
-        w_config.warmup_epochs = 1.0;
+        w_config.warmup_epochs = Some(1.0);
         let w = Schedule::new(&w_config);
         assert!((w.lr_at(0, 10, 100) - 0.01).abs() < 1e-15);
         assert!((w.lr_at(9, 10, 100) - 0.1).abs() < 1e-15);

@@ -644,7 +644,7 @@ pub fn stuck_at_chance(train_loss: f64, classes: usize, epoch: u64) -> Option<St
         format!(
             "after epoch {}, the training loss ({train_loss:.3}) is still ln {classes} = {chance:.3}, \
              the loss of uniform guessing: the network is not learning. Try a lower --lr (the rate \
-             may be so high that the ReLUs died), a warmup (warmup_epochs: 1), or check the \
+             may be so high that the ReLUs died), a longer warmup (warmup_epochs: 0.5), or check the \
              initialisation (`cnncost train NET --check-init`)",
             epoch + 1
         )
