@@ -58,7 +58,7 @@ struct Step {
     /// `Op::for_each_tensor` order.
     tensors: Vec<usize>,
     /// How many later steps read this step's output; kept outputs (main and
-    /// heads) get one more so they are never freed.
+    /// heads) get one more so they are never freed (`dsl::plan::readers`).
     readers: usize,
     /// Frozen: weights read detached, BN on its running statistics.
     frozen: bool,
@@ -139,6 +139,9 @@ impl Model {
             Shape::Flat(_) => return Err(Error::Lower("the input must be an image".into())),
         };
         let mut index_of = vec![usize::MAX; net.graph.node_count()];
+        // The count the plan's fusions are decided by (steps are the IR's nodes,
+        // in order).
+        let readers = dsl::plan::readers(net);
         let mut steps: Vec<Step> = Vec::with_capacity(net.graph.node_count());
         let mut tensors = Vec::new();
         for node in net.graph.node_indices() {
@@ -149,9 +152,6 @@ impl Model {
                 .map(|i| index_of[i.index()])
                 .collect();
             let input_shape = net.input_shapes(node).first().copied();
-            for &i in &inputs {
-                steps[i].readers += 1;
-            }
             let mut own = Vec::new();
             let mut suffixes = Vec::new();
             if let Some(shape) = input_shape {
@@ -186,7 +186,7 @@ impl Model {
                 name: n.name.clone(),
                 inputs,
                 tensors: own,
-                readers: 0,
+                readers: readers[node.index()],
                 frozen: false,
                 bn: matches!(n.op, Op::BatchNorm { .. })
                     .then(|| BnTensors::of(&suffixes))
@@ -195,10 +195,6 @@ impl Model {
         }
         let main = index_of[net.output.index()];
         let heads: Vec<usize> = net.heads.iter().map(|h| index_of[h.index()]).collect();
-        steps[main].readers += 1;
-        for &h in &heads {
-            steps[h].readers += 1;
-        }
         let outputs = usize_of(
             net.graph[net.output].shape.elements().unwrap_or(0),
             "outputs",
