@@ -106,6 +106,8 @@ pub fn training(a: &Analysis, o: &TrainOptions) -> Result<Training, Diagnostic> 
     // Weights and trainable weights, in elements; the largest trainable
     // tensor (the optimiser's temporaries are its size).
     let (mut weights, mut trainable, mut largest) = (0u64, 0u64, 0u64);
+    // Per node, its trainable elements (its weights' gradients).
+    let mut trainable_of = vec![0u64; n];
     let mut fwd_flops = 0u64;
     let (mut bw_in, mut bw_w, mut bw_flops) = (0u64, 0u64, 0u64);
     let mut ops = Vec::with_capacity(n);
@@ -139,6 +141,7 @@ pub fn training(a: &Analysis, o: &TrainOptions) -> Result<Training, Diagnostic> 
                         weights = weights.saturating_add(e);
                         if kind == TensorKind::Param && !frozen[i] {
                             trainable = trainable.saturating_add(e);
+                            trainable_of[i] = trainable_of[i].saturating_add(e);
                             largest = largest.max(e);
                         }
                     }
@@ -212,9 +215,15 @@ pub fn training(a: &Analysis, o: &TrainOptions) -> Result<Training, Diagnostic> 
             .ok_or_else(|| ovf("workspace"))?,
         SavedPolicy::Pytorch => 0,
     };
-    let walk = Walk::new(a, &table, &ops, &layers, (&tracked, &excluded), o.policy);
-    walk.attribute_saved(&mut layers);
-    let saved_bytes = walk.saved_total();
+    let walk = Walk::new(
+        a,
+        &table,
+        (&ops, &roles),
+        &layers,
+        (&tracked, &excluded, &trainable_of),
+        o.policy,
+    );
+    let saved_bytes = walk.attribute_saved(&mut layers);
     let base =
         u128::from(weights_bytes) + u128::from(optimizer_state_bytes) + u128::from(workspace_bytes);
     let step_temporaries =
@@ -303,9 +312,9 @@ impl<'a> Walk<'a> {
     fn new(
         a: &'a Analysis,
         table: &InputTable,
-        ops: &[plan::TrainingOp],
+        (ops, roles): (&[plan::TrainingOp], &[GroupRole]),
         layers: &[LayerTraining],
-        (tracked, excluded): (&[bool], &[bool]),
+        (tracked, excluded, trainable): (&[bool], &[bool], &[u64]),
         policy: SavedPolicy,
     ) -> Walk<'a> {
         let net = a.network;
@@ -338,11 +347,13 @@ impl<'a> Walk<'a> {
                 .map(NodeIndex::index)
                 .filter(|&o| !excluded[o])
                 .collect(),
-            grad_bytes: vec![0; n],
+            grad_bytes: trainable
+                .iter()
+                .map(|&e| u128::from(e) * u128::from(dbytes))
+                .collect(),
             temporaries: vec![(0, 0); n],
             input: g.node_weights().position(|x| matches!(x.op, Op::Input)),
         };
-        let roles = plan::group_roles(&plan::fusions(net));
         for (i, node) in g.node_weights().enumerate() {
             w.flow[i] = Flow::of(&node.op, roles[i], policy, ops[i].output_is_input);
             if let Some(&first) = w.inputs[i].first() {
@@ -376,13 +387,6 @@ impl<'a> Walk<'a> {
                     w.aliases[i] = true;
                     w.storage_of[i] = w.storage_of[first];
                 }
-                node.op
-                    .for_each_tensor(g[NodeIndex::new(first)].shape, |_, dims, kind| {
-                        if kind == TensorKind::Param && !layers[i].frozen {
-                            w.grad_bytes[i] +=
-                                u128::from(product(dims).unwrap_or(u64::MAX)) * u128::from(dbytes);
-                        }
-                    });
             }
             for k in &layers[i].kept {
                 let s = match k.storage {
@@ -404,28 +408,20 @@ impl<'a> Walk<'a> {
         w
     }
 
-    /// Each kept storage's bytes go to the first op that keeps it.
-    fn attribute_saved(&self, layers: &mut [LayerTraining]) {
+    /// Each kept storage's bytes go to the first op that keeps it; returns
+    /// the total, each storage once.
+    fn attribute_saved(&self, layers: &mut [LayerTraining]) -> u64 {
         let mut seen = vec![false; self.tensors.len()];
+        let mut total = 0u128;
         for (i, keeps) in self.keeps.iter().enumerate() {
             for &s in keeps {
                 if !seen[s] {
                     seen[s] = true;
+                    total += self.tensors[s].bytes;
                     layers[i].saved_bytes = layers[i]
                         .saved_bytes
                         .saturating_add(u64::try_from(self.tensors[s].bytes).unwrap_or(u64::MAX));
                 }
-            }
-        }
-    }
-
-    fn saved_total(&self) -> u64 {
-        let mut seen = vec![false; self.tensors.len()];
-        let mut total = 0u128;
-        for &s in self.keeps.iter().flatten() {
-            if !seen[s] {
-                seen[s] = true;
-                total += self.tensors[s].bytes;
             }
         }
         u64::try_from(total).unwrap_or(u64::MAX)
