@@ -95,8 +95,8 @@ fn nonsense_settings_are_refused_at_their_line() {
     )
     .unwrap();
     let out = temp("bad-run");
-    let o = cnncost_within(
-        &[
+    let train = |extra: &[&str]| {
+        let mut args = vec![
             "train",
             "cifar_small",
             "--set",
@@ -108,9 +108,11 @@ fn nonsense_settings_are_refused_at_their_line() {
             cfg.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
+        ];
+        args.extend_from_slice(extra);
+        cnncost_within(&args, Duration::from_secs(60))
+    };
+    let o = train(&[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     let at = |line: usize| format!("{}:{line}: ", cfg.display());
@@ -119,23 +121,7 @@ fn nonsense_settings_are_refused_at_their_line() {
     assert!(!out.join("metrics.jsonl").exists(), "nothing ran");
 
     std::fs::write(&cfg, "augment:\n  cutout: 1000\n").unwrap();
-    let o = cnncost_within(
-        &[
-            "train",
-            "cifar_small",
-            "--set",
-            "width=8",
-            "--data",
-            "synthetic:100",
-            "--quiet",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--force",
-        ],
-        Duration::from_secs(60),
-    );
+    let o = train(&["--force"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("`cutout` (1000) is larger than the images (32x32)"),

@@ -1002,6 +1002,36 @@ fn damaged_and_nonfinite_checkpoints_are_refused() {
     );
 }
 
+/// A small CIFAR network, quick to train: `cnncost train` arguments.
+const SMALL: [&str; 6] = [
+    "cifar_small",
+    "--set",
+    "width=8",
+    "--batch-size",
+    "50",
+    "--quiet",
+];
+
+/// One epoch of [`SMALL`] on `data` into `out`, which must succeed.
+fn train_small_epoch(out: &Path, data: &str) {
+    let o = cnncost(
+        &[
+            &["train"][..],
+            &SMALL,
+            &[
+                "--data",
+                data,
+                "--epochs",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+}
+
 /// Issue 15, item 6: `--resume` with other data or settings names each
 /// difference and refuses, unless `--force`; raising `--epochs` is allowed.
 #[test]
@@ -1009,23 +1039,7 @@ fn resume_refuses_changed_settings() {
     let dir = temp_dir("resume-settings");
     let out = dir.join("run");
     let out_s = out.to_str().unwrap();
-    let base = [
-        "cifar_small",
-        "--set",
-        "width=8",
-        "--batch-size",
-        "50",
-        "--quiet",
-    ];
-    let o = cnncost(
-        &[
-            &["train"][..],
-            &base,
-            &["--data", "synthetic:200", "--epochs", "1", "--out", out_s],
-        ]
-        .concat(),
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
+    train_small_epoch(&out, "synthetic:200");
     for (extra, named) in [
         (&["--batch-size", "25"][..], "batch_size 50 -> 25"),
         (&["--seed", "7"][..], "seed 0 -> 7"),
@@ -1091,23 +1105,7 @@ fn unreadable_logs_and_single_value_batch_norm_are_errors() {
     let dir = temp_dir("leftovers");
     let out = dir.join("run");
     let out_s = out.to_str().unwrap();
-    let base = [
-        "cifar_small",
-        "--set",
-        "width=8",
-        "--batch-size",
-        "50",
-        "--quiet",
-    ];
-    let o = cnncost(
-        &[
-            &["train"][..],
-            &base,
-            &["--data", "synthetic:100", "--epochs", "1", "--out", out_s],
-        ]
-        .concat(),
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
+    train_small_epoch(&out, "synthetic:100");
     let mut log = std::fs::read(out.join(METRICS)).unwrap();
     log.extend_from_slice(b"\xff\xfe garbage\n");
     std::fs::write(out.join(METRICS), &log).unwrap();
@@ -1128,7 +1126,14 @@ fn unreadable_logs_and_single_value_batch_norm_are_errors() {
         err.contains("was trained on synthetic:100; evaluating it on synthetic:150"),
         "{err}"
     );
-    let o = cnncost(&[&["train"][..], &base, &["--resume", out_s, "--epochs", "2"]].concat());
+    let o = cnncost(
+        &[
+            &["train"][..],
+            &SMALL,
+            &["--resume", out_s, "--epochs", "2"],
+        ]
+        .concat(),
+    );
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("cannot read the run's metrics"), "{err}");
