@@ -13,6 +13,7 @@ use dsl::{Network, Overrides};
 use runtime::checkpoint::Checkpoint;
 use runtime::config::TrainConfig;
 use runtime::model::Model;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// A failure already explained to the user.
@@ -27,9 +28,14 @@ pub fn fail(msg: impl std::fmt::Display) -> Failed {
 /// Writes to stdout. A closed pipe (`cnncost big.net | head`) ends the
 /// output quietly instead of panicking as `print!` would.
 pub fn emit(text: &str) -> Result<(), Failed> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    emit_with(|out| out.write_all(text.as_bytes()))
+}
+
+/// Lets `write` write to stdout, buffered, as it goes (a million-op
+/// network's table streams); a closed pipe ends it quietly, as in `emit`.
+pub fn emit_with(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Failed> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => {
@@ -37,6 +43,63 @@ pub fn emit(text: &str) -> Result<(), Failed> {
             Err(Failed)
         }
     }
+}
+
+/// The output formats of the commands that print a table (`cnncost NET`,
+/// `sweep`, `profile`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+/// The exit status when a check on costs fails (`diff --fail-if`, `sweep
+/// --budget` with nothing within it), told apart from errors (1) and usage
+/// errors (2) so that CI can tell a budget overrun from a broken network.
+pub const EXIT_CONDITION: i32 = 3;
+
+/// What the costs are counted for: the batch and the activations' type
+/// (`cnncost NET`, `diff`, `sweep`).
+#[derive(Args, Clone, Copy)]
+pub struct CostArgs {
+    /// Batch size: scales MACs, FLOPs and memory (not params)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Element type of activations: f32, f16 or bf16
+    #[arg(long, default_value = "f32")]
+    pub dtype: analyzer::Dtype,
+}
+
+impl CostArgs {
+    pub fn options(self) -> analyzer::Options {
+        analyzer::Options {
+            batch: self.batch,
+            dtype: self.dtype,
+        }
+    }
+}
+
+/// A device profile: a built-in name (`h100-sxm`, `a100`, ...) or a YAML
+/// file written by `cnncost calibrate`.
+pub fn device_profile(arg: &str) -> Result<analyzer::device::DeviceProfile, Failed> {
+    if let Some(p) = analyzer::device::DeviceProfile::built_in(arg) {
+        return Ok(p);
+    }
+    let path = Path::new(arg);
+    let text = match read_bounded(path) {
+        Ok(Ok(text)) => text,
+        Ok(Err(why)) => return Err(fail(format!("cannot read `{arg}`: {why}"))),
+        Err(e) => {
+            let names: Vec<&str> = analyzer::device::BUILT_IN.iter().map(|(n, _)| *n).collect();
+            return Err(fail(format!(
+                "cannot read `{arg}`: {e}\n  (nor is it a built-in profile: {}; `cnncost calibrate --out FILE` measures this machine)",
+                names.join(", ")
+            )));
+        }
+    };
+    analyzer::device::DeviceProfile::parse(&text, arg).map_err(fail)
 }
 
 /// Options that change the network itself.
@@ -59,7 +122,7 @@ fn parse_set(s: &str) -> Result<(String, Value), String> {
     Ok((name.trim().to_string(), v))
 }
 
-fn parse_input(s: &str) -> Result<[u64; 3], String> {
+pub fn parse_input(s: &str) -> Result<[u64; 3], String> {
     let parts: Vec<&str> = s.split('x').collect();
     let dims: Option<Vec<u64>> = parts.iter().map(|p| p.trim().parse::<u64>().ok()).collect();
     match dims.as_deref() {
@@ -70,10 +133,7 @@ fn parse_input(s: &str) -> Result<[u64; 3], String> {
     }
 }
 
-/// The largest `.net` file read (docs/language.md, "Limits"): the zoo's
-/// largest is under 10 KB, and a file at the op limit written out op by op
-/// is refused by size before it fills the memory.
-pub const MAX_SOURCE_BYTES: u64 = 16 << 20;
+use dsl::MAX_SOURCE_BYTES;
 
 /// A regular file's text, at most `MAX_SOURCE_BYTES`: a device (`/dev/zero`),
 /// a directory or a larger file is an error, not an endless read.
@@ -107,8 +167,38 @@ fn read_bounded(path: &Path) -> std::io::Result<Result<String, String>> {
     }))
 }
 
-/// A file's text, or a zoo network's when no such file exists.
+/// Standard input's text (`git show REV:net.net | cnncost diff - net.net`),
+/// at most `MAX_SOURCE_BYTES`.
+fn read_stdin() -> Result<String, Failed> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    if let Err(e) = std::io::stdin()
+        .lock()
+        .take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)
+    {
+        return Err(fail(format!("cannot read standard input: {e}")));
+    }
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(fail(format!(
+            "standard input is larger than {} MiB, the limit for a .net file",
+            MAX_SOURCE_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "standard input is not UTF-8 text (byte {} is invalid)",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// A file's text, or a zoo network's when no such file exists; `-` is
+/// standard input.
 pub fn read_source(path: &Path) -> Result<(String, String), Failed> {
+    if path == Path::new("-") {
+        return read_stdin().map(|text| ("<stdin>".to_string(), text));
+    }
     match read_bounded(path) {
         Ok(Ok(text)) => Ok((path.display().to_string(), text)),
         Ok(Err(why)) => {

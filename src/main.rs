@@ -76,6 +76,18 @@ enum Command {
     /// Compare networks side by side, and draw the accuracy/cost chart
     #[command(long_about = cmd::compare::LONG_ABOUT)]
     Compare(cmd::compare::CompareArgs),
+    /// Compare two networks op by op and in total; --fail-if for CI budgets
+    #[command(long_about = cmd::diff::LONG_ABOUT)]
+    Diff(cmd::diff::DiffArgs),
+    /// A network's family over its parameters: costs per configuration, budgets, compound scaling
+    #[command(long_about = cmd::sweep::LONG_ABOUT)]
+    Sweep(cmd::sweep::SweepArgs),
+    /// Time every row of the table with our runtime, beside the device profile's prediction
+    #[command(long_about = cmd::profile::LONG_ABOUT)]
+    Profile(cmd::profile::ProfileArgs),
+    /// Measure this machine into a device profile (peak rate, bandwidth, per-op efficiency)
+    #[command(long_about = cmd::calibrate::LONG_ABOUT)]
+    Calibrate(cmd::calibrate::CalibrateArgs),
     /// List the built-in zoo: name, params, MACs, depth and source
     #[command(long_about = cmd::zoo::LONG_ABOUT)]
     Zoo(cmd::zoo::ZooArgs),
@@ -116,6 +128,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Check(args)) => cmd::check::run(args),
         Some(Command::Compare(args)) => cmd::compare::run(args),
+        Some(Command::Diff(args)) => cmd::diff::run(args),
+        Some(Command::Sweep(args)) => cmd::sweep::run(args),
+        Some(Command::Profile(args)) => cmd::profile::run(args),
+        Some(Command::Calibrate(args)) => cmd::calibrate::run(args),
         Some(Command::Zoo(args)) => cmd::zoo::run(args),
         Some(Command::Weights(args)) => cmd::weights::run(args),
         Some(Command::Train(args)) => cmd::train::run(args),

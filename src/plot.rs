@@ -7,6 +7,15 @@ use plotters::prelude::*;
 use runtime::train::{EpochMetrics, LOSSES, METRICS};
 use std::path::Path;
 
+/// A chart's file must be `.svg` or `.png`: checked before any work, so a
+/// long run does not end on a bad name.
+pub fn check_image_path(path: &Path) -> Result<(), String> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg" | "png") => Ok(()),
+        _ => Err(format!("{}: give a .png or .svg file", path.display())),
+    }
+}
+
 /// One step's loss, from `losses.csv`.
 pub struct StepLoss {
     pub step: u64,
@@ -334,6 +343,183 @@ fn draw_lr<DB: DrawingBackend>(
         .map_err(e)?;
     root.present().map_err(e)?;
     Ok(())
+}
+
+/// `cnncost sweep --plot`: four panels, params, MACs, peak live activations
+/// and the training step's peak, a bar per configuration (numbered as the
+/// table's rows); within the budget blue, the largest within it red, the
+/// others grey.
+pub fn draw_sweep(
+    path: &Path,
+    name: &str,
+    points: &[crate::cmd::sweep::Point],
+    largest: Option<usize>,
+) -> Result<(), String> {
+    let size = (1200, 800);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => draw_sweep_on(
+            SVGBackend::new(path, size).into_drawing_area(),
+            name,
+            points,
+            largest,
+        ),
+        Some("png") => draw_sweep_on(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            name,
+            points,
+            largest,
+        ),
+        _ => Err(format!("{}: give a .png or .svg file", path.display())),
+    }
+}
+
+fn draw_sweep_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    name: &str,
+    points: &[crate::cmd::sweep::Point],
+    largest: Option<usize>,
+) -> Result<(), String> {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the sweep: {err}");
+    root.fill(&WHITE).map_err(e)?;
+    let root = root
+        .titled(
+            &match largest {
+                Some(_) => format!(
+                    "{name}: the sweep's configurations (blue: within the budget, red: the largest within it)"
+                ),
+                None => format!("{name}: the sweep's configurations"),
+            },
+            ("sans-serif", 22),
+        )
+        .map_err(e)?;
+    let panels = root.split_evenly((2, 2));
+    type Metric = fn(&analyzer::sweep::Figures) -> f64;
+    let metrics: [(&str, Metric); 4] = [
+        ("params (M)", |f| f.params as f64 / 1e6),
+        ("MACs (M)", |f| f.macs as f64 / 1e6),
+        ("peak live activations (MiB)", |f| {
+            f.memory as f64 / (1u64 << 20) as f64
+        }),
+        ("training step's peak (MiB)", |f| {
+            f.peak as f64 / (1u64 << 20) as f64
+        }),
+    ];
+    let n = points.len() as u32;
+    for (panel, (title, metric)) in panels.iter().zip(metrics) {
+        let ymax = points
+            .iter()
+            .filter_map(|p| p.figures.as_ref().ok().map(metric))
+            .fold(0f64, f64::max)
+            .max(1e-9)
+            * 1.1;
+        let mut chart = ChartBuilder::on(panel)
+            .margin(15)
+            .caption(title, ("sans-serif", 18))
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d((1u32..n).into_segmented(), 0f64..ymax)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc("configuration (row of the table)")
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(e)?;
+        let color_of = |i: usize| match (points[i].within, largest == Some(i)) {
+            (_, true) => RGBColor(200, 40, 40),
+            (true, false) => RGBColor(60, 100, 190),
+            (false, false) => RGBColor(180, 180, 180),
+        };
+        chart
+            .draw_series(
+                Histogram::vertical(&chart)
+                    .margin(6)
+                    .style_func(|x, _| match x {
+                        SegmentValue::Exact(x) | SegmentValue::CenterOf(x) => {
+                            color_of(*x as usize - 1).filled()
+                        }
+                        SegmentValue::Last => BLACK.filled(),
+                    })
+                    .data(points.iter().enumerate().filter_map(|(i, p)| {
+                        Some((i as u32 + 1, metric(p.figures.as_ref().ok()?)))
+                    })),
+            )
+            .map_err(e)?;
+    }
+    root.present().map_err(e)
+}
+
+/// `cnncost profile --plot`: each row's predicted time against its
+/// measured time (log-log), the line where they are equal, and the rows
+/// named; points under the line were predicted too fast.
+pub fn draw_profile(path: &Path, title: &str, rows: &[(String, f64, f64)]) -> Result<(), String> {
+    let size = (900, 800);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => {
+            draw_profile_on(SVGBackend::new(path, size).into_drawing_area(), title, rows)
+        }
+        Some("png") => draw_profile_on(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            title,
+            rows,
+        ),
+        _ => Err(format!("{}: give a .png or .svg file", path.display())),
+    }
+}
+
+fn draw_profile_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    rows: &[(String, f64, f64)],
+) -> Result<(), String> {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| format!("cannot draw the profile: {err}");
+    root.fill(&WHITE).map_err(e)?;
+    // Microseconds; rows without a time on either side are left out.
+    let points: Vec<(&str, f64, f64)> = rows
+        .iter()
+        .filter(|r| r.1 > 0.0 && r.2 > 0.0)
+        .map(|r| (r.0.as_str(), r.1 * 1e6, r.2 * 1e6))
+        .collect();
+    let lo = points
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .fold(f64::MAX, f64::min)
+        .min(1.0);
+    let hi = points
+        .iter()
+        .flat_map(|p| [p.1, p.2])
+        .fold(0f64, f64::max)
+        .max(lo * 10.0);
+    let range = (lo / 2.0)..(hi * 2.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(range.clone().log_scale(), range.clone().log_scale())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("measured (µs, log scale)")
+        .y_desc("predicted (µs, log scale)")
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(LineSeries::new(
+            [(range.start, range.start), (range.end, range.end)],
+            RGBColor(150, 150, 150).stroke_width(1),
+        ))
+        .map_err(e)?;
+    chart
+        .draw_series(points.iter().map(|p| {
+            EmptyElement::at((p.1, p.2))
+                + Circle::new((0, 0), 4, RGBColor(40, 80, 180).filled())
+                + Text::new(p.0.to_string(), (6, -6), ("sans-serif", 13))
+        }))
+        .map_err(e)?;
+    root.present().map_err(e)
 }
 
 #[cfg(test)]

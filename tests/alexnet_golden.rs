@@ -39,9 +39,9 @@ fn every_row_and_total_of_the_lecture_table() {
         // The flatten statement is unlabelled: its row is named by position
         // and shows the op.
         if name == "flatten" {
-            assert_eq!(row.ops, "flatten");
+            assert_eq!(&*row.ops, "flatten");
         } else {
-            assert_eq!(row.name, name);
+            assert_eq!(&*row.name, name);
         }
         assert_eq!(row.output.to_string(), output, "{name} output");
         assert_eq!(row.output_bytes as f64, kb * 1024.0, "{name} memory");

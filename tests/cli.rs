@@ -296,3 +296,51 @@ fn train_options_need_train_and_explain_shows_the_backward() {
     );
     assert!(text.contains("keeps input"), "{text}");
 }
+
+/// Issue 16: `calibrate --quick` writes a profile that `profile` predicts
+/// with; a short profile of LeNet-5 gives a measured and a predicted time
+/// for every row (no timing is asserted: machines differ).
+#[test]
+fn calibrate_then_profile_a_tiny_network() {
+    let dir = std::env::temp_dir().join(format!("cnncost-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = dir.join("device.yaml");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .args(["calibrate", "--quick", "--out"])
+        .arg(&yaml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let profile = analyzer::device::DeviceProfile::parse(
+        &std::fs::read_to_string(&yaml).unwrap(),
+        "device.yaml",
+    )
+    .unwrap();
+    assert_eq!(profile.source, "measured");
+    assert!(profile.efficiency.contains_key("conv"));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "profile",
+            "lenet5",
+            "--iters",
+            "2",
+            "--format",
+            "json",
+            "--device-profile",
+        ])
+        .arg(&yaml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8, "one per row of `cnncost lenet5`");
+    for r in rows {
+        assert!(r["measured_seconds"].as_f64().unwrap() >= 0.0, "{r}");
+        assert!(r["predicted_seconds"].as_f64().is_some(), "{r}");
+    }
+    assert!(v["totals"]["measured_seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["totals"]["predicted_seconds"].as_f64().unwrap() > 0.0);
+    std::fs::remove_dir_all(&dir).ok();
+}

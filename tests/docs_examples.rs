@@ -285,7 +285,13 @@ fn compare_names(net: &dsl::Network, listing: &str) -> Option<String> {
         .node_indices()
         .map(|n| &net.graph[n])
         .filter(|n| n.op != dsl::Op::Input)
-        .map(|n| (n.name.clone(), n.op.kind().to_string(), n.shape.to_string()))
+        .map(|n| {
+            (
+                n.name.to_string(),
+                n.op.kind().to_string(),
+                n.shape.to_string(),
+            )
+        })
         .collect();
     let expected: Vec<Vec<&str>> = listing
         .lines()

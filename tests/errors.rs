@@ -140,13 +140,13 @@ fn runaway_block_calls_are_refused_before_expanding() {
     let started = std::time::Instant::now();
     assert_eq!(
         errors(&text),
-        "error: block `e0` would make the network larger than 5000000 ops
+        "error: block `e0` would make the network larger than 2000000 ops
    ┌─ test.net:34:1
    │
 34 │ e0()
    │ ^^ this call makes at least 1073741824 ops
    │
-   = help: the limit is 5000000 ops in all
+   = help: the limit is 2000000 ops in all
 
 error: could not compile `test.net` (1 error)"
     );
@@ -1076,13 +1076,13 @@ input 3x32x32
 repeat 1000000000 { conv 64 k=3 }
 "#
         ),
-        r#"error: this `repeat` would make the network larger than 5000000 ops
+        r#"error: this `repeat` would make the network larger than 2000000 ops
   ┌─ test.net:3:8
   │
 3 │ repeat 1000000000 { conv 64 k=3 }
   │        ^^^^^^^^^^ 1000000000 copies of at least 1 op each
   │
-  = help: the limit is 5000000 ops in all; check the count
+  = help: the limit is 2000000 ops in all; check the count
 
 error: could not compile `test.net` (1 error)"#
     );
@@ -1094,13 +1094,13 @@ error: could not compile `test.net` (1 error)"#
 fn runaway_repeat_growing_with_its_variable() {
     assert_eq!(
         errors("network t\ninput 3x32x32\nrepeat 4000 as i { repeat i { relu } }\n"),
-        r#"error: this `repeat` would make the network larger than 5000000 ops
+        r#"error: this `repeat` would make the network larger than 2000000 ops
   ┌─ test.net:3:8
   │
 3 │ repeat 4000 as i { repeat i { relu } }
-  │        ^^^^ 4000 copies, making at least 5000703 ops
+  │        ^^^^ 4000 copies, making at least 2001000 ops
   │
-  = help: the limit is 5000000 ops in all; check the count
+  = help: the limit is 2000000 ops in all; check the count
 
 error: could not compile `test.net` (1 error)"#
     );
@@ -1471,4 +1471,26 @@ expect params ~ 150 +- 10
     assert!(!outcomes[0].pass, "147 is not within 2% of 110");
     assert!(outcomes[1].pass, "147 is within 10 of 150");
     assert_eq!(outcomes[0].allowed, Some(2.2));
+}
+
+/// A text over the size limit is refused before it is lexed, whoever calls
+/// the compiler (the binary refuses such a file before reading it).
+#[test]
+fn a_text_over_the_size_limit_is_refused() {
+    let text = format!(
+        "network t\ninput 3x8x8\n{}",
+        "relu\n".repeat(dsl::MAX_SOURCE_BYTES as usize / 5 + 1)
+    );
+    assert_eq!(
+        errors(&text),
+        r#"error: the text is larger than 4 MiB, the limit for a .net file
+  ┌─ test.net:1:1
+  │
+1 │ network t
+  │ ^
+  │
+  = help: write large networks with `repeat` and blocks (docs/language.md, "Limits")
+
+error: could not compile `test.net` (1 error)"#
+    );
 }

@@ -371,7 +371,7 @@ fn runaway_sizes_fail_fast() {
     for text in &cases {
         let first = fails_fast(text, Duration::from_secs(2));
         assert!(
-            first.contains("larger than 5000000 ops") || first.contains("missing `input`"),
+            first.contains("larger than 2000000 ops") || first.contains("missing `input`"),
             "{first}"
         );
     }
@@ -395,7 +395,7 @@ fn exponential_block_calls_fail_fast() {
         let first = fails_fast(&text, Duration::from_secs(2));
         assert_eq!(
             first,
-            "error: block `e0` would make the network larger than 5000000 ops"
+            "error: block `e0` would make the network larger than 2000000 ops"
         );
     }
 }

@@ -17,57 +17,11 @@ use runtime::loss::training_loss;
 use runtime::model::Model;
 use runtime::optim::Optimizer;
 use runtime::train::{optimizer_step, StepInputs, Stepped};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The system allocator, counting the bytes it holds and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(by: usize) {
-    let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK.fetch_max(live, Ordering::Relaxed);
+mod support {
+    pub mod counting_alloc;
 }
-
-// SAFETY: every call is passed on to the system allocator unchanged; the
-// counters only observe.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as the caller promised for `layout`.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as above.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator with `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as the caller promised.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
+use support::counting_alloc::{live, peak, reset_peak, Counting};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -112,7 +66,7 @@ fn measure(name: &str, input: Option<[u64; 3]>, batch: usize) -> Measured {
     };
     let classes = net.graph[net.output].shape.elements().unwrap() as u32;
 
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let model = Model::new(&net, &Device::Cpu, DType::F32, &mut rng).unwrap();
     let mut optimizer = Optimizer::new(config.optimizer_settings());
@@ -139,13 +93,13 @@ fn measure(name: &str, input: Option<[u64; 3]>, batch: usize) -> Measured {
         assert!(matches!(done, Stepped::Done { .. }), "{name}: diverged");
     };
     step();
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    reset_peak();
     step();
-    let measured = PEAK.load(Ordering::Relaxed) - before;
+    let measured = peak() - before;
     if std::env::var("CNNCOST_MEMORY_DEBUG").is_ok() {
         eprintln!(
             "  {name} {batch}: held after the step {} (weights {} state {} workspace {})",
-            LIVE.load(Ordering::Relaxed) - before,
+            live() - before,
             t.weights_bytes,
             t.optimizer_state_bytes,
             t.workspace_bytes

@@ -155,7 +155,7 @@ fn frozen_layers_have_no_weight_gradients_and_stop_input_gradients() {
     let (all, part) = (all.training.unwrap(), part.training.unwrap());
     let mut expected_cut = 0;
     for (i, node) in net.graph.node_weights().enumerate() {
-        let under = |p: &str| node.name == p || node.name.starts_with(&format!("{p}."));
+        let under = |p: &str| &*node.name == p || node.name.starts_with(&format!("{p}."));
         let in_front = ["conv1", "bn1", "layer1"].iter().any(|p| under(p));
         if in_front {
             assert_eq!(part.layers[i].backward.macs(), 0, "{}", node.name);

@@ -256,23 +256,11 @@ pub fn backward_cost(
     Some(b)
 }
 
-/// Whether an op writes a new tensor, or reuses its input's storage: views
-/// (flatten, identity), dropout at inference, and element-wise activations
-/// run in place (as torchvision's `ReLU(inplace=True)`) when nothing else
-/// reads their input. See docs/costs.md, "activation memory".
-pub fn reuses_input(op: &Op, input_consumers: usize) -> bool {
+/// Whether an op's output is its input at inference, with no work done:
+/// views (flatten, identity) and dropout.
+pub fn is_view(op: &Op) -> bool {
     match op {
         Op::Flatten | Op::Identity | Op::Dropout { .. } => true,
-        Op::Act(a) => match a {
-            Activation::Softmax => false,
-            Activation::Relu
-            | Activation::LeakyRelu { .. }
-            | Activation::Elu { .. }
-            | Activation::Selu
-            | Activation::Gelu
-            | Activation::Sigmoid
-            | Activation::Tanh => input_consumers == 1,
-        },
         Op::Input
         | Op::Conv { .. }
         | Op::Linear { .. }
@@ -281,10 +269,34 @@ pub fn reuses_input(op: &Op, input_consumers: usize) -> bool {
         | Op::AdaptiveAvgPool { .. }
         | Op::BatchNorm { .. }
         | Op::Lrn { .. }
+        | Op::Act(_)
         | Op::Prelu
         | Op::Concat
         | Op::Add
         | Op::ZeroPad { .. } => false,
+    }
+}
+
+/// Whether an op writes a new tensor, or reuses its input's storage: views
+/// (`is_view`), and element-wise activations run in place (as
+/// torchvision's `ReLU(inplace=True)`) when nothing else reads their
+/// input. See docs/costs.md, "activation memory".
+pub fn reuses_input(op: &Op, input_consumers: usize) -> bool {
+    if is_view(op) {
+        return true;
+    }
+    let Op::Act(a) = op else {
+        return false;
+    };
+    match a {
+        Activation::Softmax => false,
+        Activation::Relu
+        | Activation::LeakyRelu { .. }
+        | Activation::Elu { .. }
+        | Activation::Selu
+        | Activation::Gelu
+        | Activation::Sigmoid
+        | Activation::Tanh => input_consumers == 1,
     }
 }
 

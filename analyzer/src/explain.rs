@@ -39,7 +39,7 @@ pub fn explain(a: &Analysis, name: &str) -> Result<String, String> {
         );
         return Ok(s);
     }
-    let names = net.graph.node_weights().map(|n| n.name.as_str());
+    let names = net.graph.node_weights().map(|n| &*n.name);
     Err(match dsl::suggest(name, names) {
         Some(s) => format!("no op or block named `{name}`; did you mean `{s}`?"),
         None => format!("no op or block named `{name}` (the JSON output lists every name)"),

@@ -6,11 +6,14 @@
 #![deny(clippy::wildcard_enum_match_arm)]
 
 pub mod cost;
+pub mod device;
+pub mod diff;
 pub mod expect;
 pub mod explain;
 pub mod receptive_field;
 pub mod render;
 pub mod rows;
+pub mod sweep;
 pub mod training;
 
 use cost::{op_cost, reuses_input, OpCost};
@@ -120,6 +123,9 @@ pub struct Analysis<'n> {
     pub train_totals: Totals,
     /// A training step's costs, when asked for (`with_training`).
     pub training: Option<training::Training>,
+    /// Every op's predicted time on a device, when asked for
+    /// (`with_device`).
+    pub device: Option<device::Predicted>,
 }
 
 impl Analysis<'_> {
@@ -251,6 +257,7 @@ pub fn analyze(net: &Network, options: Options) -> Result<Analysis<'_>, Diagnost
         totals,
         train_totals,
         training: None,
+        device: None,
     })
 }
 
@@ -261,6 +268,15 @@ pub fn with_training<'n>(
 ) -> Result<Analysis<'n>, Diagnostic> {
     a.training = Some(training::training(&a, options)?);
     Ok(a)
+}
+
+/// Adds every op's predicted inference time on the profile's device.
+pub fn with_device<'n>(mut a: Analysis<'n>, profile: &device::DeviceProfile) -> Analysis<'n> {
+    a.device = Some(device::Predicted {
+        times: device::inference_times(&a, profile),
+        profile: profile.clone(),
+    });
+    a
 }
 
 fn included(role: Role, train: bool) -> bool {

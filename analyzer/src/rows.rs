@@ -11,9 +11,10 @@ use std::collections::HashMap;
 #[derive(Clone, Debug)]
 pub struct Row {
     /// Full dotted name of the statement (a label, or the first op's name).
-    pub name: String,
-    /// The statement as written (after its label), shortened.
-    pub ops: String,
+    pub name: dsl::ir::Name,
+    /// The statement as written (after its label), shortened; shared by
+    /// the rows of one statement's copies (`repeat`, block calls).
+    pub ops: std::rc::Rc<str>,
     pub nodes: Vec<NodeIndex>,
     /// Output of the row: the last op of its main flow.
     pub output: Shape,
@@ -45,15 +46,22 @@ pub fn rows(a: &Analysis, depth: u32) -> Vec<Row> {
         row_of.push(r);
     }
     let mut rows: Vec<Row> = Vec::new();
-    let mut index: HashMap<u32, usize> = HashMap::new();
+    // The row of each row statement, by statement (no hashing: a million
+    // ops make half a million rows).
+    const NONE: usize = usize::MAX;
+    let mut index: Vec<usize> = vec![NONE; net.statements.len()];
+    let mut described: HashMap<usize, std::rc::Rc<str>> = HashMap::new();
     for l in a.layers.iter().skip(1) {
         let node = &net.graph[l.node];
         let st = row_of[node.statement as usize];
-        let i = *index.entry(st).or_insert_with(|| {
+        if index[st as usize] == NONE {
             let s = &net.statements[st as usize];
             rows.push(Row {
                 name: s.name.clone(),
-                ops: describe(&net.source.text, s.span.start),
+                ops: described
+                    .entry(s.span.start)
+                    .or_insert_with(|| describe(&net.source.text, s.span.start).into())
+                    .clone(),
                 nodes: Vec::new(),
                 output: node.shape,
                 output_bytes: 0,
@@ -62,8 +70,9 @@ pub fn rows(a: &Analysis, depth: u32) -> Vec<Row> {
                 train_only: true,
                 statement: st,
             });
-            rows.len() - 1
-        });
+            index[st as usize] = rows.len() - 1;
+        }
+        let i = index[st as usize];
         let r = &mut rows[i];
         r.nodes.push(l.node);
         r.cost.params = r.cost.params.saturating_add(l.cost.params);

@@ -323,7 +323,7 @@ impl<'a> Walk<'a> {
         let batch = u128::from(a.options.batch);
         let dbytes = a.options.dtype.bytes();
         let mut w = Walk {
-            names: g.node_weights().map(|x| x.name.as_str()).collect(),
+            names: g.node_weights().map(|x| &*x.name).collect(),
             inputs: g
                 .node_indices()
                 .map(|x| table.of(x).iter().map(|i| i.index()).collect())

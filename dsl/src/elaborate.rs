@@ -6,7 +6,7 @@
 use crate::ast::{self, Arg, Define, LabelPart, Merge, OpCall, Project, Stmt, StmtKind};
 use crate::diagnostic::{Diagnostic, Source, Span};
 use crate::ir::{
-    CallChain, CallSite, ExpectValue, Expectation, Network, Node, Op, Quantity, Role, Shape,
+    CallChain, CallSite, ExpectValue, Expectation, Name, Network, Node, Op, Quantity, Role, Shape,
     Statement,
 };
 use crate::shape::{infer, ShapeError};
@@ -15,9 +15,12 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 
-/// A network larger than this is refused (it would take gigabytes): the
-/// limit turns a runaway `repeat` into an error instead of an OOM.
-pub const MAX_OPS: usize = 5_000_000;
+/// A network larger than this is refused: the limit turns a runaway
+/// `repeat` into an error instead of an OOM. Every op costs about 270 bytes
+/// in the IR (tests/ir_memory.rs) and as much again in an analysis, so the
+/// limit bounds a compile near 1 GB; the zoo's largest network has under
+/// 1,000 ops.
+pub const MAX_OPS: usize = 2_000_000;
 
 /// Elaborating more statements than this is an error: with `MAX_OPS`, it
 /// bounds the time and memory any input can take.
@@ -86,15 +89,15 @@ impl Seq {
         Seq { prefix, counter: 0 }
     }
     /// The next positional name, e.g. `features.4`.
-    fn next(&mut self) -> String {
+    fn next(&mut self) -> Name {
         let n = format!("{}{}", self.prefix, self.counter);
         self.counter += 1;
-        n
+        n.into()
     }
     /// A labelled item: takes its position too, named by its label.
-    fn labelled(&mut self, label: &str) -> String {
+    fn labelled(&mut self, label: &str) -> Name {
         self.counter += 1;
-        format!("{}{}", self.prefix, label)
+        format!("{}{}", self.prefix, label).into()
     }
     fn scope(name: &str) -> Seq {
         Seq::new(format!("{name}."))
@@ -117,7 +120,7 @@ struct Elab<'a> {
     chain: CallChain,
     /// Every full name given so far. FxHash: this map takes one insert per
     /// op, and SipHash made it the largest cost of a big network.
-    names: FxHashMap<String, Span>,
+    names: FxHashMap<Name, Span>,
     statements: Vec<Statement>,
     stmt_stack: Vec<u32>,
     role: Role,
@@ -319,6 +322,10 @@ pub fn elaborate(
         return Err(merge_repeats(e.diags));
     }
     let output = output.expect("no errors means an output");
+    // The graph is only read from here on: its growth slack (up to half of
+    // it for a large network) is given back.
+    e.graph.shrink_to_fit();
+    e.statements.shrink_to_fit();
     Ok(Network {
         name,
         source: source.clone(),
@@ -718,33 +725,37 @@ impl<'a> Elab<'a> {
         self.error(d);
     }
 
-    fn claim_name(&mut self, name: &str, span: Span) -> bool {
-        if let Some(&first) = self.names.get(name) {
-            let d = if first == span {
-                // The same statement twice: a labelled statement in `repeat`.
-                let label = self.source.text.get(span.start..span.end).unwrap_or("x");
-                Diagnostic::new(format!("duplicate name `{name}`"), span)
+    fn claim_name(&mut self, name: &Name, span: Span) -> bool {
+        // One lookup: a million-op network claims a million names.
+        let first = match self.names.entry(name.clone()) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(span);
+                return true;
+            }
+            std::collections::hash_map::Entry::Occupied(o) => *o.get(),
+        };
+        let d = if first == span {
+            // The same statement twice: a labelled statement in `repeat`.
+            let label = self.source.text.get(span.start..span.end).unwrap_or("x");
+            Diagnostic::new(format!("duplicate name `{name}`"), span)
                     .label("every copy made by `repeat` gets this same name")
                     .help(format!(
                         "give each copy its own name with a template such as `{label}{{i}}:` (and `repeat N as i`), or remove the label"
                     ))
-            } else {
-                Diagnostic::new(format!("duplicate name `{name}`"), span)
-                    .label("this name is already taken")
-                    .help("labels must be unique in their scope: rename one of them")
-                    .note(format!(
-                        "`{name}` was first used at {}",
-                        self.source.location(first.start)
-                    ))
-            };
-            self.error(d);
-            return false;
-        }
-        self.names.insert(name.to_string(), span);
-        true
+        } else {
+            Diagnostic::new(format!("duplicate name `{name}`"), span)
+                .label("this name is already taken")
+                .help("labels must be unique in their scope: rename one of them")
+                .note(format!(
+                    "`{name}` was first used at {}",
+                    self.source.location(first.start)
+                ))
+        };
+        self.error(d);
+        false
     }
 
-    fn add_node(&mut self, op: Op, name: String, span: Span, inputs: &[NodeIndex]) -> Flow {
+    fn add_node(&mut self, op: Op, name: Name, span: Span, inputs: &[NodeIndex]) -> Flow {
         if self.graph.node_count() >= MAX_OPS {
             if !self.too_large {
                 self.too_large = true;
@@ -804,7 +815,7 @@ impl<'a> Elab<'a> {
         Some(text)
     }
 
-    fn push_statement(&mut self, name: String, span: Span) {
+    fn push_statement(&mut self, name: Name, span: Span) {
         let id = self.statements.len() as u32;
         self.statements.push(Statement {
             name,
@@ -930,7 +941,8 @@ impl<'a> Elab<'a> {
                 self.push_statement(
                     label
                         .clone()
-                        .unwrap_or_else(|| format!("{}{keyword}", seq.prefix)),
+                        .unwrap_or_else(|| format!("{}{keyword}", seq.prefix))
+                        .into(),
                     s.span,
                 );
                 let y = self.parallel(*kind, branches, s.span, seq, x);
@@ -951,7 +963,8 @@ impl<'a> Elab<'a> {
                 self.push_statement(
                     label
                         .clone()
-                        .unwrap_or_else(|| format!("{}residual", seq.prefix)),
+                        .unwrap_or_else(|| format!("{}residual", seq.prefix))
+                        .into(),
                     s.span,
                 );
                 let y = self.residual(body, project.as_ref(), s, seq, x);
@@ -1164,7 +1177,7 @@ impl<'a> Elab<'a> {
     fn chain(
         &mut self,
         ops: &[OpCall],
-        first: String,
+        first: Name,
         label: Option<Span>,
         seq: &mut Seq,
         mut x: Flow,
@@ -1178,12 +1191,12 @@ impl<'a> Elab<'a> {
                 let base = format!("{first}.{}", call.name.name);
                 let mut name = base.clone();
                 let mut k = 2;
-                while self.names.contains_key(&name) {
+                while self.names.contains_key(name.as_str()) {
                     name = format!("{base}{k}");
                     k += 1;
                 }
                 seq.counter += 1;
-                name
+                name.into()
             } else {
                 seq.next()
             };
@@ -1196,7 +1209,7 @@ impl<'a> Elab<'a> {
         x
     }
 
-    fn op(&mut self, call: &OpCall, name: String, name_span: Span, x: Flow) -> Flow {
+    fn op(&mut self, call: &OpCall, name: Name, name_span: Span, x: Flow) -> Flow {
         self.in_shape = self.shape(x);
         if !crate::ops::is_op(&call.name.name) {
             let mut d = Diagnostic::new(format!("unknown op `{}`", call.name.name), call.name.span)
@@ -1359,14 +1372,7 @@ impl<'a> Elab<'a> {
         ok
     }
 
-    fn call(
-        &mut self,
-        name: &ast::Ident,
-        args: &[Arg],
-        span: Span,
-        scope: String,
-        x: Flow,
-    ) -> Flow {
+    fn call(&mut self, name: &ast::Ident, args: &[Arg], span: Span, scope: Name, x: Flow) -> Flow {
         let Some(&def) = self.defines.get(name.name.as_str()) else {
             let mut d = Diagnostic::new(format!("undefined block `{}`", name.name), name.span)
                 .label("no `define` of this name");

@@ -7,7 +7,8 @@
 
 use crate::diagnostic::{Source, Span};
 use crate::ops::OpKind;
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::graph::DiGraph;
+pub use petgraph::graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use std::fmt;
@@ -324,6 +325,125 @@ impl Op {
     }
 }
 
+/// The op as the language writes it, arguments evaluated and defaults left
+/// out: `conv 64 k=3 s=2 p=1`, `maxpool k=3 s=2`, `dropout 0.5`. Two ops
+/// that print the same are the same op (what `cnncost diff` shows).
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self.kind();
+        let init = |init: Init| {
+            Init::NAMES
+                .iter()
+                .find(|(_, i)| *i == init && init != Init::Kaiming)
+                .map_or(String::new(), |(n, _)| format!(" init={n}"))
+        };
+        let bias = |bias: bool| if bias { "" } else { " bias=false" };
+        match *self {
+            Op::Conv {
+                out,
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups,
+                bias: b,
+                init: i,
+            } => {
+                write!(f, "{kind} {out} k={kernel}")?;
+                if stride != Pair::square(1) {
+                    write!(f, " s={stride}")?;
+                }
+                if padding.same {
+                    write!(f, " p=same")?;
+                } else if padding.begin != Pair::square(0) {
+                    write!(f, " p={}", padding.begin)?;
+                }
+                if dilation != Pair::square(1) {
+                    write!(f, " d={dilation}")?;
+                }
+                if groups != 1 {
+                    write!(f, " g={groups}")?;
+                }
+                write!(f, "{}{}", bias(b), init(i))
+            }
+            Op::Linear {
+                out,
+                bias: b,
+                init: i,
+            } => {
+                write!(f, "{kind} {out}{}{}", bias(b), init(i))
+            }
+            Op::Pool {
+                kernel,
+                stride,
+                padding,
+                ceil,
+                exclude_pad,
+                ..
+            } => {
+                write!(f, "{kind} k={kernel}")?;
+                if stride != kernel {
+                    write!(f, " s={stride}")?;
+                }
+                if padding != Pair::square(0) {
+                    write!(f, " p={padding}")?;
+                }
+                if ceil {
+                    write!(f, " ceil")?;
+                }
+                if exclude_pad {
+                    write!(f, " exclude_pad")?;
+                }
+                Ok(())
+            }
+            Op::AdaptiveAvgPool { out } => write!(f, "{kind} {}x{}", out.h, out.w),
+            Op::BatchNorm {
+                eps,
+                momentum,
+                gamma,
+            } => {
+                write!(f, "{kind}")?;
+                for (name, value, default) in [
+                    ("eps", eps, 1e-5),
+                    ("momentum", momentum, 0.1),
+                    ("gamma", gamma, 1.0),
+                ] {
+                    if value != default {
+                        write!(f, " {name}={value}")?;
+                    }
+                }
+                Ok(())
+            }
+            Op::Lrn {
+                size,
+                alpha,
+                beta,
+                k,
+            } => write!(f, "{kind} size={size} alpha={alpha} beta={beta} k={k}"),
+            Op::Dropout { p } => write!(f, "{kind} {p}"),
+            Op::Act(Activation::LeakyRelu { slope: a } | Activation::Elu { alpha: a }) => {
+                write!(f, "{kind} a={a}")
+            }
+            Op::ZeroPad { out, stride } => write!(f, "{kind} {out} s={stride}"),
+            Op::Act(
+                Activation::Relu
+                | Activation::Selu
+                | Activation::Gelu
+                | Activation::Sigmoid
+                | Activation::Tanh
+                | Activation::Softmax,
+            )
+            | Op::Input
+            | Op::GlobalAvgPool
+            | Op::Prelu
+            | Op::Flatten
+            | Op::Identity
+            | Op::Concat
+            | Op::Add => f.write_str(kind),
+        }
+    }
+}
+
 /// Which part of the network a node belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -342,7 +462,7 @@ pub enum Role {
 pub struct CallSite {
     pub block: String,
     pub span: Span,
-    pub scope: String,
+    pub scope: Name,
 }
 
 /// The block calls that led to a node: a shared list, so that a call adds
@@ -400,12 +520,16 @@ impl Drop for CallChain {
     }
 }
 
+/// A dotted full name, stored once: a node, its statement's row and the
+/// elaborator's table of taken names share one allocation.
+pub type Name = Rc<str>;
+
 #[derive(Clone, Debug)]
 pub struct Node {
     pub op: Op,
     /// Dotted full name: the table row, and the parameter prefix
     /// (`layer1.0.conv1` owns `layer1.0.conv1.weight`).
-    pub name: String,
+    pub name: Name,
     /// The op's text in the source.
     pub span: Span,
     /// Output shape for one example.
@@ -422,8 +546,9 @@ pub struct Node {
 /// holds its body's statements), and `--depth N` cuts this tree at level N.
 #[derive(Clone, Debug)]
 pub struct Statement {
-    /// Row name: the label's full name, or the first op's name.
-    pub name: String,
+    /// Row name: the label's full name, or the first op's name (then the
+    /// same allocation as the node's).
+    pub name: Name,
     pub parent: Option<u32>,
     /// 1 for top-level statements.
     pub level: u32,
@@ -592,7 +717,7 @@ impl Network {
     pub fn node_by_name(&self, name: &str) -> Option<NodeIndex> {
         self.graph
             .node_indices()
-            .find(|&n| self.graph[n].name == name)
+            .find(|&n| &*self.graph[n].name == name)
     }
 }
 

@@ -56,6 +56,24 @@ impl Fused {
     }
 }
 
+/// For each op of a fused group but its last, the last's index: where the
+/// group's output, and in inference its work, is (`fusions`' groups, as
+/// the runtime's inference runs them; `cnncost profile` measures them
+/// there).
+pub fn fused_into(fused: &[Option<Fused>]) -> Vec<Option<usize>> {
+    let mut into = vec![None; fused.len()];
+    for (i, f) in fused.iter().enumerate() {
+        let Some(f) = *f else { continue };
+        let last = f.last(i);
+        for m in std::iter::once(i).chain(f.taken_over().into_iter().flatten()) {
+            if m != last {
+                into[m] = Some(last);
+            }
+        }
+    }
+    into
+}
+
 /// The part an op can play in a [`Fused`] group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FusionPart {

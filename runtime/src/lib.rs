@@ -10,6 +10,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod calibrate;
 pub mod checkpoint;
 pub mod config;
 pub mod ema;

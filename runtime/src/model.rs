@@ -183,7 +183,7 @@ impl Model {
             index_of[node.index()] = steps.len();
             steps.push(Step {
                 op: n.op.clone(),
-                name: n.name.clone(),
+                name: n.name.to_string(),
                 inputs,
                 tensors: own,
                 readers: readers[node.index()],
@@ -296,6 +296,19 @@ impl Model {
         mode: Mode,
         rng: &mut impl Rng,
     ) -> candle_core::Result<Outputs> {
+        self.forward_observed(x, mode, rng, &mut |_, _| Ok(()))
+    }
+
+    /// `forward`, showing `observe` each op's output as it is made, with the
+    /// op's index in `Model::steps` (a fused group's output once, under its
+    /// last op).
+    pub fn forward_observed(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        rng: &mut impl Rng,
+        observe: &mut dyn FnMut(usize, &Tensor) -> candle_core::Result<()>,
+    ) -> candle_core::Result<Outputs> {
         let mut values: Vec<Option<Tensor>> = vec![None; self.steps.len()];
         let mut readers: Vec<usize> = self.steps.iter().map(|s| s.readers).collect();
         // Steps whose work an earlier step did ([`Fused`]).
@@ -342,6 +355,7 @@ impl Model {
                 None => i,
             };
             drop(args);
+            observe(at, &out)?;
             // Free inputs nobody reads any more: peak memory follows the
             // graph's liveness, not its size.
             for &j in &step.inputs {
@@ -358,6 +372,32 @@ impl Model {
         let main = take(&mut values, self.main);
         let heads = self.heads.iter().map(|&h| take(&mut values, h)).collect();
         Ok(Outputs { main, heads })
+    }
+
+    /// How many ops the model runs: its steps are the IR's nodes, in order,
+    /// so a step's index is its node's.
+    pub fn op_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The ReLUs whose every output is zero on the batch `x` (inference
+    /// mode), by op name: dead units, which pass no gradient back, so
+    /// nothing before them learns and they do not recover (the lecture's
+    /// "dying ReLU").
+    pub fn dead_relus(&self, x: &Tensor) -> candle_core::Result<Vec<String>> {
+        let mut dead = Vec::new();
+        let mut observe = |i: usize, out: &Tensor| {
+            if self.steps[i].op == Op::Act(Activation::Relu)
+                && out.max_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()? <= 0.0
+            {
+                dead.push(self.steps[i].name.clone());
+            }
+            Ok(())
+        };
+        // Inference draws nothing (dropout is off): any generator will do.
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        self.forward_observed(x, Mode::Infer, &mut rng, &mut observe)?;
+        Ok(dead)
     }
 
     /// A weight of the step, tracked for gradients unless inferring or

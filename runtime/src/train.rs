@@ -212,6 +212,8 @@ struct EpochTally {
     seen: usize,
     /// The epoch's lines of `losses.csv`.
     losses: String,
+    /// Each step's loss, in order.
+    step_losses: Vec<f64>,
     /// The rate of the last step.
     lr: f64,
     /// Seconds in forward, backward and step.
@@ -364,9 +366,11 @@ impl<'a> Trainer<'a> {
             correct: 0.0,
             seen: 0,
             losses: String::new(),
+            step_losses: Vec::new(),
             lr: self.schedule.lr_at(self.step, self.per_epoch, self.total),
             train_time: 0.0,
         };
+        let mut last = None;
         for (b, batch) in loader.enumerate() {
             let t0 = Instant::now();
             match self.train_step(epoch, b as u64, &batch, &mut tally) {
@@ -379,11 +383,27 @@ impl<'a> Trainer<'a> {
             tally.train_time += t0.elapsed().as_secs_f64();
             self.progress
                 .step(&bar, epoch, self.step - epoch * self.per_epoch, &tally);
+            // The probe for dead ReLUs takes a full batch: on a last batch
+            // of one image a narrow layer can be all zero without being
+            // dead.
+            if last.as_ref().is_none_or(|l: &Batch| batch.len >= l.len) {
+                last = Some(batch);
+            }
         }
         bar.finish_and_clear();
         let m = self.end_epoch(epoch, &tally, started)?;
-        if let Some(w) = stuck_at_chance(m.train_loss, self.job.dataset.classes.len(), epoch) {
+        let classes = self.job.dataset.classes.len();
+        if let Some(w) = stuck_at_chance(&tally.step_losses, classes, epoch) {
             eprintln!("warning: {w}");
+        }
+        if let Some(batch) = last {
+            let model = self.job.model;
+            let x =
+                images_tensor(model, batch.images, batch.len).map_err(Error::tensor("batch"))?;
+            let dead = model.dead_relus(&x).map_err(Error::tensor("probe"))?;
+            if let Some(w) = dead_relus_warning(&dead, batch.len, epoch) {
+                eprintln!("warning: {w}");
+            }
         }
         Ok(m)
     }
@@ -456,6 +476,7 @@ impl<'a> Trainer<'a> {
             e.update(model).map_err(Error::tensor("ema"))?;
         }
         tally.loss_sum += loss_value * batch.len as f64;
+        tally.step_losses.push(loss_value);
         tally.correct += hit;
         tally.seen += batch.len;
         self.step += 1;
@@ -632,23 +653,58 @@ fn resume(job: &TrainJob, c: &Checkpoint, optimizer: &mut Optimizer) -> Result<S
     })
 }
 
-/// The lecture's first reading of a loss curve: a cross-entropy that stays
-/// at ln C (C classes) after a whole epoch means the network predicts
-/// uniformly, learning nothing. Within 3% of ln C is "stays".
-pub fn stuck_at_chance(train_loss: f64, classes: usize, epoch: u64) -> Option<String> {
-    if classes < 2 {
+/// The lecture's remedies for a network that does not learn.
+const REMEDIES: &str = "Try a lower --lr, a longer warmup (warmup_epochs: 0.5 in a --config \
+     file), or check the initialisation (`cnncost train NET --check-init`)";
+
+/// The lecture's first reading of a loss curve: a cross-entropy that ends
+/// an epoch at ln C (C classes) means the network predicts uniformly,
+/// learning nothing. "Ends" is the mean over the epoch's last tenth of
+/// steps: the epoch's mean hides it when the first steps at a too-high rate
+/// blew the loss up (PyTorch's runs of the default recipe without warmup,
+/// tests/reference/pytorch_seeds.json, averaged 5.30 and 2.43 over epochs
+/// that ended at ln 10). Within 3% of ln C is "at".
+pub fn stuck_at_chance(step_losses: &[f64], classes: usize, epoch: u64) -> Option<String> {
+    if classes < 2 || step_losses.is_empty() {
         return None;
     }
+    let tail = &step_losses[step_losses.len() - step_losses.len().div_ceil(10)..];
+    let loss = tail.iter().sum::<f64>() / tail.len() as f64;
     let chance = (classes as f64).ln();
-    (train_loss >= 0.97 * chance && train_loss <= 1.03 * chance).then(|| {
+    (loss >= 0.97 * chance && loss <= 1.03 * chance).then(|| {
         format!(
-            "after epoch {}, the training loss ({train_loss:.3}) is still ln {classes} = {chance:.3}, \
-             the loss of uniform guessing: the network is not learning. Try a lower --lr (the rate \
-             may be so high that the ReLUs died), a longer warmup (warmup_epochs: 0.5), or check the \
-             initialisation (`cnncost train NET --check-init`)",
-            epoch + 1
+            "epoch {} ended with a training loss of {loss:.3} ({}), ln {classes} = {chance:.3}: \
+             the loss of uniform guessing, the network is not learning. {REMEDIES}",
+            epoch + 1,
+            match tail.len() {
+                1 => "its last step".to_string(),
+                n => format!("the mean of its last {n} steps"),
+            }
         )
     })
+}
+
+/// The warning for ReLUs whose every output was zero on the epoch's last
+/// batch of `images` ([`Model::dead_relus`]); `None` when there are none.
+pub fn dead_relus_warning(dead: &[String], images: usize, epoch: u64) -> Option<String> {
+    let (first, rest) = dead.split_first()?;
+    let names = match rest {
+        [] => format!("`{first}` outputs"),
+        _ => format!(
+            "{} ReLU layers output ({})",
+            dead.len(),
+            dead.iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Some(format!(
+        "after epoch {}, {names} only zeros on the epoch's last full batch ({images} images): dead \
+         ReLUs, which pass no gradient back and do not recover (often a rate too high for the \
+         first steps). {REMEDIES}",
+        epoch + 1
+    ))
 }
 
 /// Rewrites `metrics.jsonl` and `losses.csv` in `out` keeping only the

@@ -41,6 +41,7 @@ pub mod gradcheck;
 pub mod linear;
 pub mod mask;
 pub mod norm;
+pub mod peak;
 pub mod pool;
 pub mod shortcut;
 pub mod update;

@@ -25,5 +25,5 @@ pub use elem::scratch_bytes;
 pub(crate) use elem::{relu_of, with_scratch, Elem};
 pub(crate) use par::{par_extend_rows, par_map, par_rows, par_zip_map};
 pub use process::{configure_process, num_threads};
-pub(crate) use simd::vectorised;
+pub(crate) use simd::{simd, vectorised, Simd};
 pub(crate) use transpose::transpose;
