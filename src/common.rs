@@ -473,3 +473,13 @@ pub fn load_weights(model: &Model, c: &Checkpoint) -> Result<(), Failed> {
     }
     Ok(())
 }
+
+/// The kernels' per-thread memory on this machine, for predictions of a step
+/// that runs here (analyzer::training::HostScratch).
+pub fn host_scratch() -> analyzer::training::HostScratch {
+    let (threads, slab) = runtime::kernels::gemm_slabs();
+    analyzer::training::HostScratch {
+        threads: threads as u64,
+        slab_bytes: slab as u64,
+    }
+}

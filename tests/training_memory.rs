@@ -56,6 +56,13 @@ fn measure(name: &str, input: Option<[u64; 3]>, batch: usize) -> Measured {
     .unwrap();
     let options = TrainOptions {
         optimizer: config.optimizer_settings().plan(),
+        host: {
+            let (threads, slab) = runtime::kernels::gemm_slabs();
+            analyzer::training::HostScratch {
+                threads: threads as u64,
+                slab_bytes: slab as u64,
+            }
+        },
         ..TrainOptions::default()
     };
     let a = analyzer::with_training(a, &options).unwrap();

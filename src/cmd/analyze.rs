@@ -84,6 +84,8 @@ pub fn run(args: &AnalyzeArgs) -> Result<(), Failed> {
         policy: args.saved,
         freeze: args.freeze.clone(),
         without_train_heads: false,
+        // The machine-free figure: the table reads the same on every machine.
+        host: Default::default(),
     };
     let failed = |d: dsl::Diagnostic| {
         eprint!("{}", d.render(&net.source));

@@ -244,6 +244,7 @@ fn check_training_fits(
     let options = analyzer::training::TrainOptions {
         optimizer: config.optimizer_settings().plan(),
         freeze: config.freeze.clone(),
+        host: crate::common::host_scratch(),
         ..Default::default()
     };
     let Ok(a) = analyzer::with_training(a, &options) else {

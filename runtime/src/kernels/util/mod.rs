@@ -24,6 +24,6 @@ pub(crate) use disjoint::Disjoint;
 pub use elem::scratch_bytes;
 pub(crate) use elem::{relu_of, with_scratch, Elem};
 pub(crate) use par::{par_extend_rows, par_map, par_rows, par_zip_map};
-pub use process::{configure_process, num_threads};
+pub use process::{configure_process, gemm_slabs, num_threads};
 pub(crate) use simd::{simd, vectorised, Simd};
 pub(crate) use transpose::transpose;

@@ -9,6 +9,16 @@ pub fn num_threads() -> usize {
     *THREADS.get_or_init(|| candle_core::utils::get_num_threads().max(1))
 }
 
+/// The `gemm` crate's per-thread packing slabs, allocated on a thread's first
+/// gemm and kept: (threads that may hold one, bytes each). The threads are the
+/// pool's and the calling thread; a slab is one core's L2 cache as gemm reads it.
+pub fn gemm_slabs() -> (usize, usize) {
+    (
+        num_threads() + 1,
+        gemm_common::cache::CACHE_INFO[1].cache_bytes,
+    )
+}
+
 /// Process settings for speed; call first thing in `main`, before any thread starts.
 ///
 /// * `RAYON_NUM_THREADS` is set to [`num_threads`] when unset, so that candle's own
