@@ -342,5 +342,50 @@ fn calibrate_then_profile_a_tiny_network() {
     }
     assert!(v["totals"]["measured_seconds"].as_f64().unwrap() > 0.0);
     assert!(v["totals"]["predicted_seconds"].as_f64().unwrap() > 0.0);
+
+    // A training step: every row's parts, the loss and the update add up
+    // to the step (the backward is split between the ops, none of it lost),
+    // and the convs' and linear layers' weight gradients are timed.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnncost"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "profile",
+            "lenet5",
+            "--train",
+            "--batch",
+            "8",
+            "--iters",
+            "2",
+            "--format",
+            "json",
+            "--device-profile",
+        ])
+        .arg(&yaml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    let f = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
+    let mut sum = 0.0;
+    for r in rows {
+        let parts =
+            f(r, "forward_seconds") + f(r, "input_grad_seconds") + f(r, "weight_grad_seconds");
+        assert!((parts - f(r, "measured_seconds")).abs() < 1e-12, "{r}");
+        sum += parts;
+    }
+    for name in ["conv1", "conv2", "fc1"] {
+        let r = rows.iter().find(|r| r["name"] == name).unwrap();
+        assert!(f(r, "weight_grad_seconds") > 0.0, "{r}");
+        assert!(f(r, "predicted_weight_grad_seconds") > 0.0, "{r}");
+    }
+    sum += f(&v["loss"], "measured_seconds") + f(&v["update"], "measured_seconds");
+    let total = f(&v["totals"], "measured_seconds");
+    assert!(
+        (sum - total).abs() < 1e-9 * total.max(1.0),
+        "{sum} against {total}"
+    );
+    assert!(f(&v["totals"], "predicted_seconds") > 0.0);
     std::fs::remove_dir_all(&dir).ok();
 }

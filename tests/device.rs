@@ -2,7 +2,7 @@
 //! hand-computed cases, the fusion of a conv with its ReLU, the built-in
 //! datasheet profiles, and every error a bad profile file gives.
 
-use analyzer::device::{inference_times, roofline, Bound, DeviceProfile, BUILT_IN};
+use analyzer::device::{inference_times, roofline, step_times, Bound, DeviceProfile, BUILT_IN};
 use analyzer::{analyze, Options};
 
 const MEASURED: &str = "name: test machine
@@ -78,6 +78,64 @@ fn a_fused_conv_and_relu_by_hand() {
     assert!((times[relu].predicted - compute.max(memory) / 0.5).abs() < 1e-15);
     // A view moves nothing.
     assert_eq!(times[flatten].predicted, 0.0);
+}
+
+/// A training step's prediction, by hand: fc1, linear 8 -> 4, and fc2,
+/// linear 4 -> 3 (both with bias, on a flattened 2x2x2 input), batch 2, f32,
+/// SGD with momentum. fc1's input is data: no dX, as in PyTorch; its dW is
+/// dYᵀ·X (2·4·8 MACs, 128 FLOPs) and the bias's sums (8). fc2: dX = dY·W
+/// (2·3·4 MACs, 48 FLOPs), reading dY (2·3·4 = 24 bytes), X (32) and the
+/// weights ((12 + 3)·4 = 60) and writing dX (32); dW (48 + 6 FLOPs) reads X
+/// and dY (56) and writes its gradient (60). The update reads weights,
+/// gradients and momentum (3·51·4 = 612 bytes) and writes weights and
+/// momentum (408).
+#[test]
+fn a_training_step_by_hand() {
+    let net = dsl::compile(
+        "t.net",
+        "network t\ninput 2x2x2\nflatten\nfc1: linear 4\nfc2: linear 3\n",
+        &Default::default(),
+    )
+    .unwrap();
+    let a = analyze(
+        &net,
+        Options {
+            batch: 2,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let a = analyzer::with_training(
+        a,
+        &analyzer::training::TrainOptions {
+            optimizer: dsl::plan::Optimizer::Momentum,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let p = profile();
+    let s = step_times(&a, &p).expect("training counts");
+    let (fc1, fc2) = (&s.ops[2], &s.ops[3]);
+    assert_eq!((fc1.input_grad.flops, fc1.input_grad.predicted), (0, 0.0));
+    assert_eq!(fc1.weight_grad.flops, 136);
+    assert_eq!((fc2.input_grad.flops, fc2.weight_grad.flops), (48, 54));
+    assert_eq!(
+        (fc2.input_grad.bytes_read, fc2.input_grad.bytes_written),
+        (116, 32)
+    );
+    assert_eq!(
+        (fc2.weight_grad.bytes_read, fc2.weight_grad.bytes_written),
+        (56, 60)
+    );
+    // Memory-bound, linear's efficiency 1.0: 116 B / 10 GB/s + 32 B / 5 GB/s.
+    assert!((fc2.input_grad.predicted - (11.6e-9 + 6.4e-9)).abs() < 1e-18);
+    assert_eq!((s.update.bytes_read, s.update.bytes_written), (612, 408));
+    assert_eq!(s.update.flops, 0);
+    let parts: f64 = s.ops.iter().map(|o| o.predicted()).sum();
+    assert!((s.total() - parts - s.update.predicted).abs() < 1e-18);
+    // Without training counts there is no step to predict.
+    let plain = analyze(&net, Options::default()).unwrap();
+    assert!(step_times(&plain, &p).is_none());
 }
 
 #[test]

@@ -213,6 +213,39 @@ pub struct Predicted {
     pub profile: DeviceProfile,
     /// By node index.
     pub times: Vec<OpTime>,
+    /// A training step's, when the analysis counts one.
+    pub step: Option<StepTimes>,
+}
+
+/// One op's part of a training step (a fused group's under its last op).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepOpTime {
+    pub forward: OpTime,
+    /// The backward but the weight gradients: the input gradient, and BN's
+    /// scale and shift gradients, which come out of the same passes.
+    pub input_grad: OpTime,
+    /// Conv and linear weight and bias gradients.
+    pub weight_grad: OpTime,
+}
+
+impl StepOpTime {
+    pub fn predicted(&self) -> f64 {
+        self.forward.predicted + self.input_grad.predicted + self.weight_grad.predicted
+    }
+}
+
+/// A training step's predicted times, by node index, and the update's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepTimes {
+    pub ops: Vec<StepOpTime>,
+    pub update: OpTime,
+}
+
+impl StepTimes {
+    /// Seconds for the whole step: forward, backward and update.
+    pub fn total(&self) -> f64 {
+        self.ops.iter().map(StepOpTime::predicted).sum::<f64>() + self.update.predicted
+    }
 }
 
 impl Predicted {
@@ -338,10 +371,53 @@ pub fn kind_key(op: &Op, in_channels: u64) -> &'static str {
 /// under its last op (the others 0), as the runtime runs and `profile`
 /// measures it.
 pub fn inference_times(a: &Analysis, p: &DeviceProfile) -> Vec<OpTime> {
+    group_times(a, p, &fusions(a.network), None)
+}
+
+/// A training step's predicted times: the forward with the groups that run
+/// in training (a BN is not folded), each op's backward as two rooflines
+/// (input gradient; weight gradient, a gemm whatever the forward's path),
+/// and the update, which reads each trainable weight, its gradient and its
+/// state and writes the weight and the state. `None` without training
+/// counts (`with_training`).
+pub fn step_times(a: &Analysis, p: &DeviceProfile) -> Option<StepTimes> {
+    let t = a.training.as_ref()?;
+    let fused: Vec<Option<Fused>> = fusions(a.network)
+        .into_iter()
+        .map(|f| f.filter(|f| f.in_training()))
+        .collect();
+    let mut backward = vec![(OpTime::default(), OpTime::default()); a.layers.len()];
+    let forward = group_times(a, p, &fused, Some((t, &mut backward)));
+    let ops = forward
+        .into_iter()
+        .zip(backward)
+        .map(|(forward, (input_grad, weight_grad))| StepOpTime {
+            forward,
+            input_grad,
+            weight_grad,
+        })
+        .collect();
+    let bytes = a.options.dtype.bytes();
+    let state = t.optimizer.state_per_weight();
+    let per = |n: u64| t.trainable_params.saturating_mul(n).saturating_mul(bytes);
+    Some(StepTimes {
+        ops,
+        update: roofline(p, "update", 0, per(2 + state), per(1 + state)),
+    })
+}
+
+/// Every group's predicted forward time under its last op; with training
+/// counts, also each group's backward (input and weight gradients) into
+/// `backward`.
+fn group_times(
+    a: &Analysis,
+    p: &DeviceProfile,
+    fused: &[Option<Fused>],
+    mut backward: Option<(&crate::training::Training, &mut [(OpTime, OpTime)])>,
+) -> Vec<OpTime> {
     let net = a.network;
     let g = &net.graph;
     let bytes = a.options.dtype.bytes();
-    let fused = fusions(net);
     let mut times = vec![OpTime::default(); a.layers.len()];
     let mut taken = vec![false; a.layers.len()];
     for l in &a.layers {
@@ -389,14 +465,49 @@ pub fn inference_times(a: &Analysis, p: &DeviceProfile) -> Vec<OpTime> {
         for &m in &members {
             taken[m] = true;
         }
+        let channels = net.input_shapes(l.node).first().map_or(0, |s| s.channels());
+        let kind = kind_key(&g[l.node].op, channels);
         times[last] = if read == 0 && written == 0 && flops == 0 {
             OpTime::default()
         } else {
-            let channels = net.input_shapes(l.node).first().map_or(0, |s| s.channels());
-            roofline(p, kind_key(&g[l.node].op, channels), flops, read, written)
+            roofline(p, kind, flops, read, written)
         };
+        if let Some((t, out)) = backward.as_mut() {
+            // dX: 2 per input MAC for a conv or linear layer, every FLOP of
+            // the others' rules; dW: 2 per weight MAC and the bias's sums.
+            let (mut dx_flops, mut dw_flops, mut dw_bytes) = (0u64, 0u64, 0u64);
+            for &m in &members {
+                let b = &t.layers[m].backward;
+                let c = &a.layers[m].cost;
+                if matches!(g[a.layers[m].node].op, Op::Conv { .. } | Op::Linear { .. }) {
+                    dx_flops = dx_flops.saturating_add(b.input_macs.saturating_mul(2));
+                    dw_flops = dw_flops
+                        .saturating_add(b.flops.saturating_sub(b.input_macs.saturating_mul(2)));
+                    if b.weight_macs > 0 {
+                        dw_bytes = dw_bytes.saturating_add(c.params.saturating_mul(bytes));
+                    }
+                } else {
+                    dx_flops = dx_flops.saturating_add(b.flops);
+                }
+            }
+            let dy = a.layers[last].activation_bytes;
+            if dx_flops > 0 {
+                // Reads dY, the saved input and the weights; writes dX.
+                out[last].0 = roofline(p, kind, dx_flops, dy.saturating_add(read), inputs);
+            }
+            if dw_bytes > 0 {
+                // Reads the saved input and dY; writes dW.
+                out[last].1 = roofline(
+                    p,
+                    g[l.node].op.kind(),
+                    dw_flops,
+                    inputs.saturating_add(dy),
+                    dw_bytes,
+                );
+            }
+        }
     }
-    for (t, into) in times.iter_mut().zip(fused_into(&fused)) {
+    for (t, into) in times.iter_mut().zip(fused_into(fused)) {
         t.fused_into = into;
     }
     times

@@ -274,6 +274,7 @@ pub fn with_training<'n>(
 pub fn with_device<'n>(mut a: Analysis<'n>, profile: &device::DeviceProfile) -> Analysis<'n> {
     a.device = Some(device::Predicted {
         times: device::inference_times(&a, profile),
+        step: device::step_times(&a, profile),
         profile: profile.clone(),
     });
     a

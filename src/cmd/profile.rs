@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 pub const LONG_ABOUT: &str = "\
 Run the network on synthetic data with our runtime (inference, CPU) and
 time every row of the table: the median of --iters passes after two
-warm-up passes. Beside each measured row: the prediction of a device
+warm-up passes. With --train: training steps (SGD with momentum, as
+`cnncost train` by default), each row's forward, input gradient and weight
+gradient, and the optimizer's update. Beside each measured row: the prediction of a device
 profile (`--device-profile`, by default the cnncost-device.yaml that
 `cnncost calibrate` writes), its error, the achieved GFLOP/s and GB/s, and
 the row's share of the pass. Under the table: the whole pass measured and
@@ -27,6 +29,7 @@ the last of them.
 
 Examples:
   cnncost calibrate && cnncost profile resnet20
+  cnncost profile resnet20 --train
   cnncost profile resnet18_cifar --batch 32 --depth 2 --format json";
 
 #[derive(Args)]
@@ -43,6 +46,9 @@ pub struct ProfileArgs {
     /// Table rows at block level N
     #[arg(long, default_value_t = 1, value_name = "N")]
     depth: u32,
+    /// Time training steps: forward, backward (input and weight gradients) and the update
+    #[arg(long)]
+    train: bool,
     /// The device profile to predict with: a file or a built-in name
     #[arg(long, value_name = "FILE|NAME")]
     device_profile: Option<String>,
@@ -65,6 +71,20 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
     }
     let net = load(&args.file, &args.net)?;
     let a = analyzed(&net, args.cost.options())?;
+    let config = runtime::config::TrainConfig::default();
+    let a = if args.train {
+        let options = analyzer::training::TrainOptions {
+            optimizer: config.optimizer_settings().plan(),
+            host: crate::common::host_scratch(),
+            ..Default::default()
+        };
+        analyzer::with_training(a, &options).map_err(|d| {
+            eprint!("{}", d.render(&net.source));
+            Failed
+        })?
+    } else {
+        a
+    };
     let profile = match &args.device_profile {
         Some(p) => Some(device_profile(p)?),
         None if Path::new(DEFAULT_PROFILE).is_file() => Some(device_profile(DEFAULT_PROFILE)?),
@@ -85,12 +105,19 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
             p.name
         );
     }
-    // The pass's live activations, counted before a byte is allocated.
+    // The pass's (or the step's) memory, counted before a byte is allocated.
+    let (needed, what) = match &a.training {
+        Some(t) => (t.peak_bytes, "training step"),
+        None => (a.totals.peak_activation_bytes, "activations"),
+    };
     data::memory::check_fits(
-        a.totals.peak_activation_bytes,
-        &format!("{}'s activations at batch {}", net.name, args.cost.batch),
+        needed,
+        &format!("{}'s {what} at batch {}", net.name, args.cost.batch),
     )
     .map_err(|e| fail(format!("{e}; lower --batch")))?;
+    if args.train {
+        return run_train(args, &net, &a, profile.as_ref(), &config);
+    }
     let model = lower(&net, &Device::Cpu, 0)?;
     let [c, h, w] = model.input;
     let x = Tensor::randn(0f32, 1.0, (args.cost.batch as usize, c, h, w), &Device::Cpu)
@@ -314,6 +341,339 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
         runtime::kernels::num_threads()
     );
     // CSV is data: its heading and footer go to stderr.
+    if exact {
+        eprint!("{heading}{footer}");
+        return emit(&text);
+    }
+    emit(&format!("{heading}\n{text}{footer}"))
+}
+
+/// `profile --train`: training steps, timed by part.
+fn run_train(
+    args: &ProfileArgs,
+    net: &dsl::Network,
+    a: &analyzer::Analysis,
+    profile: Option<&analyzer::device::DeviceProfile>,
+    config: &runtime::config::TrainConfig,
+) -> Result<(), Failed> {
+    let model = lower(net, &Device::Cpu, 0)?;
+    let [c, h, w] = model.input;
+    let batch = args.cost.batch as usize;
+    let x = Tensor::randn(0f32, 1.0, (batch, c, h, w), &Device::Cpu)
+        .map_err(|e| fail(format!("cannot make the input: {e}")))?;
+    let classes = net.graph[net.output].shape.elements().unwrap_or(1).max(1) as u32;
+    let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes).collect();
+    let labels = Tensor::new(labels.as_slice(), &Device::Cpu)
+        .map_err(|e| fail(format!("cannot make the labels: {e}")))?;
+    let mut optimizer = runtime::optim::Optimizer::new(config.optimizer_settings());
+    let loss = |out: &runtime::model::Outputs| {
+        runtime::loss::training_loss(out, &labels, config.aux_weight, config.label_smoothing)
+    };
+    eprintln!(
+        "profiling {} training at batch {}: {} steps after 2 warm-up steps ...",
+        net.name, args.cost.batch, args.iters
+    );
+    // A tiny rate: the weights stay near their start, every step alike.
+    let measured = runtime::calibrate::step_seconds(
+        &model,
+        &mut optimizer,
+        &x,
+        &loss,
+        1e-6,
+        (2, args.iters as usize),
+    )
+    .map_err(|e| fail(format!("the training step failed: {e}")))?;
+    let step = a.device.as_ref().and_then(|d| d.step.as_ref());
+    let fused_into = dsl::plan::fused_into(
+        &dsl::plan::fusions(net)
+            .into_iter()
+            .map(|f| f.filter(|f| f.in_training()))
+            .collect::<Vec<_>>(),
+    );
+
+    /// One row: measured and predicted forward, input and weight gradient.
+    struct Line {
+        name: String,
+        ops: String,
+        measured: [f64; 3],
+        predicted: Option<[f64; 3]>,
+        flops: u64,
+        bytes: u64,
+        fused: bool,
+    }
+    let lines: Vec<Line> = rows::rows(a, args.depth)
+        .iter()
+        .map(|r| {
+            let sum = |v: &[f64]| r.nodes.iter().map(|n| v[n.index()]).sum::<f64>();
+            let parts = |i: usize| {
+                let s = step.map(|s| s.ops[i]).unwrap_or_default();
+                [s.forward, s.input_grad, s.weight_grad]
+            };
+            let fold = |f: &dyn Fn(&analyzer::device::OpTime) -> u64| {
+                r.nodes
+                    .iter()
+                    .flat_map(|n| parts(n.index()))
+                    .map(|t| f(&t))
+                    .fold(0u64, u64::saturating_add)
+            };
+            Line {
+                name: r.name.to_string(),
+                ops: r.ops.to_string(),
+                measured: [
+                    sum(&measured.forward),
+                    sum(&measured.input_grad),
+                    sum(&measured.weight_grad),
+                ],
+                predicted: step.map(|_| {
+                    let mut p = [0.0; 3];
+                    for n in &r.nodes {
+                        for (p, t) in p.iter_mut().zip(parts(n.index())) {
+                            *p += t.predicted;
+                        }
+                    }
+                    p
+                }),
+                flops: fold(&|t| t.flops),
+                bytes: fold(&|t| t.bytes_read.saturating_add(t.bytes_written)),
+                fused: r.nodes.iter().all(|n| fused_into[n.index()].is_some()),
+            }
+        })
+        .collect();
+    let ops_measured: f64 = lines.iter().map(|l| l.measured.iter().sum::<f64>()).sum();
+    let total_measured = ops_measured + measured.loss + measured.update;
+    let total_predicted = step.map(|s| s.total());
+    let update_predicted = step.map(|s| s.update.predicted);
+    let timed: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.measured.iter().sum::<f64>() > 0.0)
+        .collect();
+    let correlation = rank_correlation(
+        &timed
+            .iter()
+            .map(|l| l.measured.iter().sum())
+            .collect::<Vec<f64>>(),
+        &timed
+            .iter()
+            .map(|l| l.predicted.map_or(0.0, |p| p.iter().sum()))
+            .collect::<Vec<f64>>(),
+    )
+    .filter(|_| total_predicted.is_some());
+    let error = |m: f64, p: Option<f64>| {
+        p.filter(|&p| m > 0.0 && p > 0.0)
+            .map(|p| (p / m - 1.0) * 100.0)
+    };
+    if let Some(path) = &args.plot {
+        let rows: Vec<(String, f64, f64)> = lines
+            .iter()
+            .map(|l| {
+                let p = l.predicted.map_or(0.0, |p| p.iter().sum());
+                (l.name.clone(), l.measured.iter().sum(), p)
+            })
+            .collect();
+        let title = format!(
+            "{} training at batch {}: predicted against measured, per row",
+            net.name, args.cost.batch
+        );
+        crate::plot::draw_profile(path, &title, &rows).map_err(fail)?;
+        eprintln!("wrote {}", path.display());
+    }
+    let share = |s: f64| {
+        if total_measured > 0.0 {
+            s / total_measured
+        } else {
+            0.0
+        }
+    };
+
+    if let Format::Json = args.format {
+        let rows: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| {
+                let m: f64 = l.measured.iter().sum();
+                json!({
+                    "name": l.name,
+                    "fused_into_next": l.fused,
+                    "forward_seconds": l.measured[0],
+                    "input_grad_seconds": l.measured[1],
+                    "weight_grad_seconds": l.measured[2],
+                    "measured_seconds": m,
+                    "predicted_forward_seconds": l.predicted.map(|p| p[0]),
+                    "predicted_input_grad_seconds": l.predicted.map(|p| p[1]),
+                    "predicted_weight_grad_seconds": l.predicted.map(|p| p[2]),
+                    "predicted_seconds": l.predicted.map(|p| p.iter().sum::<f64>()),
+                    "error_percent": error(m, l.predicted.map(|p| p.iter().sum())),
+                    "flops": l.flops,
+                    "bytes": l.bytes,
+                    "share": share(m),
+                })
+            })
+            .collect();
+        let doc = json!({
+            "format_version": 1,
+            "network": net.name,
+            "batch": args.cost.batch,
+            "mode": "train",
+            "optimizer": config.optimizer_settings().plan().to_string(),
+            "iterations": args.iters,
+            "device": profile.map(|p| json!({"name": p.name, "source": p.source, "reference": p.reference})),
+            "rows": rows,
+            "loss": {"measured_seconds": measured.loss},
+            "update": {"measured_seconds": measured.update, "predicted_seconds": update_predicted},
+            "totals": {
+                "measured_seconds": total_measured,
+                "predicted_seconds": total_predicted,
+                "error_percent": error(total_measured, total_predicted),
+                "rank_correlation": correlation,
+            },
+        });
+        return emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
+    }
+    let exact = matches!(args.format, Format::Csv);
+    let us = |s: f64| {
+        if exact {
+            format!("{s:e}")
+        } else {
+            analyzer::render::micros(s)
+        }
+    };
+    let header: [&str; 13] = if exact {
+        [
+            "layer",
+            "op",
+            "forward_seconds",
+            "predicted_forward_seconds",
+            "input_grad_seconds",
+            "predicted_input_grad_seconds",
+            "weight_grad_seconds",
+            "predicted_weight_grad_seconds",
+            "measured_seconds",
+            "error_percent",
+            "gflops_per_second",
+            "gbytes_per_second",
+            "share_percent",
+        ]
+    } else {
+        [
+            "layer", "op", "fwd µs", "pred", "dX µs", "pred", "dW µs", "pred", "step µs",
+            "error %", "GFLOP/s", "GB/s", "share %",
+        ]
+    };
+    let rate = |x: f64, s: f64| {
+        if s > 0.0 && x > 0.0 {
+            format!("{:.1}", x / s / 1e9)
+        } else {
+            "-".into()
+        }
+    };
+    let opt = |v: Option<f64>| v.map_or("-".into(), us);
+    let mut g = vec![header.map(String::from).to_vec()];
+    for l in &lines {
+        let m: f64 = l.measured.iter().sum();
+        if l.fused && !exact {
+            let mut cells = vec![l.name.clone(), l.ops.clone()];
+            cells.extend(std::iter::repeat_n("fused".to_string(), 7));
+            cells.extend(std::iter::repeat_n("-".to_string(), 4));
+            g.push(cells);
+            continue;
+        }
+        let p = |k: usize| l.predicted.map(|p| p[k]);
+        g.push(vec![
+            l.name.clone(),
+            l.ops.clone(),
+            us(l.measured[0]),
+            opt(p(0)),
+            us(l.measured[1]),
+            opt(p(1)),
+            us(l.measured[2]),
+            opt(p(2)),
+            us(m),
+            error(m, l.predicted.map(|p| p.iter().sum()))
+                .map_or("-".into(), |e| format!("{e:+.0}")),
+            rate(l.flops as f64, m),
+            rate(l.bytes as f64, m),
+            format!("{:.1}", share(m) * 100.0),
+        ]);
+    }
+    let blank = || String::from("-");
+    g.push(vec![
+        "loss".into(),
+        String::new(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        us(measured.loss),
+        blank(),
+        blank(),
+        blank(),
+        format!("{:.1}", share(measured.loss) * 100.0),
+    ]);
+    g.push(vec![
+        "update".into(),
+        config.optimizer_settings().plan().to_string(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        blank(),
+        us(measured.update),
+        error(measured.update, update_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
+        blank(),
+        blank(),
+        format!("{:.1}", share(measured.update) * 100.0),
+    ]);
+    let total_flops: u64 = lines.iter().map(|l| l.flops).fold(0, u64::saturating_add);
+    let col = |k: usize| lines.iter().map(|l| l.measured[k]).sum::<f64>();
+    let pcol = |k: usize| {
+        step.map(|s| {
+            s.ops
+                .iter()
+                .map(|o| [o.forward, o.input_grad, o.weight_grad][k].predicted)
+                .sum::<f64>()
+        })
+    };
+    g.push(vec![
+        "total".into(),
+        String::new(),
+        us(col(0)),
+        opt(pcol(0)),
+        us(col(1)),
+        opt(pcol(1)),
+        us(col(2)),
+        opt(pcol(2)),
+        us(total_measured),
+        error(total_measured, total_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
+        rate(total_flops as f64, total_measured),
+        String::new(),
+        "100.0".into(),
+    ]);
+    let text = match args.format {
+        Format::Markdown => markdown_grid(&g, &[0, 1]),
+        Format::Csv => g
+            .iter()
+            .map(|l| l.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\n")
+            .collect(),
+        Format::Table | Format::Json => aligned_grid(&g, &[0, 1]),
+    };
+    let footer = match (profile, correlation) {
+        (Some(p), Some(rho)) => format!(
+            "\npredicted on {} ({}: {}); the step total includes the update; rank correlation of the rows' times {rho:.3}\n",
+            p.name, p.source, p.reference
+        ),
+        (Some(p), None) => format!("\npredicted on {} ({}: {})\n", p.name, p.source, p.reference),
+        (None, _) => String::new(),
+    };
+    let heading = format!(
+        "{}: batch {}, training step ({}), median of {} steps, {} threads\n",
+        net.name,
+        args.cost.batch,
+        config.optimizer_settings().plan(),
+        args.iters,
+        runtime::kernels::num_threads()
+    );
     if exact {
         eprint!("{heading}{footer}");
         return emit(&text);

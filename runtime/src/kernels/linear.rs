@@ -78,16 +78,20 @@ impl CustomOp2 for LinearOp {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        crate::kernels::timeline::op_backward(y);
         // Both products keep gemm's large operand contiguous along its `m` axis. On
         // detached operands: a product with the tracked `x` or `w` would record them, and
         // the weight's gradient (kept until the optimiser has run) would keep the whole
         // forward graph alive with it.
         let (xd, wd) = (x.detach(), w.detach());
         let dx = x.track_op().then(|| dy.matmul(&wd)).transpose()?;
-        let dw = w.track_op().then(|| dy.t()?.matmul(&xd)).transpose()?;
+        let dw = w
+            .track_op()
+            .then(|| crate::kernels::timeline::weight_grad(|| dy.t()?.matmul(&xd)))
+            .transpose()?;
         Ok((dx, dw))
     }
 }

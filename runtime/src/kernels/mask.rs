@@ -42,9 +42,10 @@ impl CustomOp2 for MulMask {
         &self,
         _x: &Tensor,
         mask: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        crate::kernels::timeline::op_backward(y);
         let dx = dy.contiguous()?.apply_op2_no_bwd(mask, &MulMask)?;
         Ok((Some(dx), None))
     }

@@ -53,4 +53,5 @@ mod util;
 pub use conv::{conv2d, Conv2dGeometry};
 pub use linear::linear;
 pub use pool::{adaptive_avg_pool2d, pool2d, Pool2dGeometry, PoolMode};
+pub use util::timeline;
 pub use util::{configure_process, gemm_slabs, num_threads, scratch_bytes};

@@ -239,6 +239,7 @@ impl CustomOp3 for BnTrain {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        crate::kernels::timeline::op_backward(y);
         let st = self.stats.lock().map(|s| s.clone()).unwrap_or_default();
         let dy = dy.contiguous()?;
         // With the ReLU, its gradient (dy where y > 0) is taken inside the backward's
@@ -476,6 +477,7 @@ impl CustomOp1 for Relu {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        crate::kernels::timeline::op_backward(y);
         Ok(Some(relu_grad(y, dy)?))
     }
 }
@@ -522,6 +524,7 @@ impl CustomOp2 for AddRelu {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        crate::kernels::timeline::op_backward(y);
         let g = relu_grad(y, dy)?;
         Ok((Some(g.clone()), Some(g)))
     }

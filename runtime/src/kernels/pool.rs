@@ -282,7 +282,8 @@ impl CustomOp1 for PoolOp {
         Ok((st, Shape::from((n, c, d.oh, d.ow))))
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        crate::kernels::timeline::op_backward(y);
         let dy = dy.contiguous()?;
         Ok(Some(x.apply_op2_no_bwd(
             &dy,
@@ -412,7 +413,8 @@ impl CustomOp1 for AdaptiveAvgOp {
         Ok((st, Shape::from((n, c, self.out[0], self.out[1]))))
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        crate::kernels::timeline::op_backward(y);
         let (_, _, h, w) = x.dims4()?;
         let dy = dy.contiguous()?;
         Ok(Some(dy.apply_op1_no_bwd(&AdaptiveAvgBwdOp {

@@ -118,7 +118,8 @@ impl CustomOp1 for SubsamplePad {
         Ok((out, Shape::from(self.out_dims(d).to_vec())))
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        crate::kernels::timeline::op_backward(y);
         let [n, c, h, w] = [x.dim(0)?, x.dim(1)?, x.dim(2)?, x.dim(3)?];
         Ok(Some(dy.contiguous()?.apply_op1_no_bwd(
             &SubsamplePadBwd {

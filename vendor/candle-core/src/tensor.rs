@@ -10,7 +10,8 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 
 /// Unique identifier for tensors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+// cnncost: ordered (ids count up as tensors are made; vendor/README.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorId(usize);
 
 impl TensorId {

@@ -65,9 +65,10 @@ impl CustomOp2 for Conv2dOp {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        crate::kernels::timeline::op_backward(y);
         let dy = dy.contiguous()?;
         let dx = if x.track_op() {
             Some(dy.apply_op2_no_bwd(
@@ -81,13 +82,10 @@ impl CustomOp2 for Conv2dOp {
             None
         };
         let dw = if w.track_op() {
-            Some(x.apply_op2_no_bwd(
-                &dy,
-                &Conv2dBwdFilter {
-                    g: self.0,
-                    w_dims: w.dims4()?,
-                },
-            )?)
+            let w_dims = w.dims4()?;
+            Some(crate::kernels::timeline::weight_grad(|| {
+                x.apply_op2_no_bwd(&dy, &Conv2dBwdFilter { g: self.0, w_dims })
+            })?)
         } else {
             None
         };
@@ -263,6 +261,7 @@ impl CustomOp3 for Conv2dBiasRelu {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        crate::kernels::timeline::op_backward(y);
         // Through the ReLU first: dY where the output is positive.
         let masked;
         let dy = if self.relu {
@@ -274,7 +273,9 @@ impl CustomOp3 for Conv2dBiasRelu {
         let (dx, dw) = Conv2dOp(self.g).bwd(x, w, y, dy)?;
         // As candle's gradient of a broadcast add: the same sums in the same order.
         let db = if bias.track_op() {
-            Some(dy.sum_keepdim(vec![0, 2, 3])?.reshape(bias.shape())?)
+            Some(crate::kernels::timeline::weight_grad(|| {
+                dy.sum_keepdim(vec![0, 2, 3])?.reshape(bias.shape())
+            })?)
         } else {
             None
         };

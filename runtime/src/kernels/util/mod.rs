@@ -9,6 +9,7 @@
 //! * [`simd`]: run-time AVX-512 / AVX2 choice and the [`vectorised!`] macro.
 //! * [`process`]: [`configure_process`], [`num_threads`].
 //! * [`transpose`](mod@transpose): the blocked [`transpose`] of a matrix.
+//! * [`timeline`]: marks the backward's ops leave, for `cnncost profile --train`.
 //!
 //! Inside: `par` uses `elem`, `process` and `simd`; the others use none of their siblings
 //! (`elem` only candle's `WithDType`).
@@ -18,6 +19,7 @@ pub(crate) mod elem;
 pub(crate) mod par;
 pub(crate) mod process;
 pub(crate) mod simd;
+pub mod timeline;
 pub(crate) mod transpose;
 
 pub(crate) use disjoint::Disjoint;
