@@ -195,11 +195,6 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
             .collect::<Vec<_>>(),
     )
     .filter(|_| total_predicted.is_some());
-    // A row predicted to take no time (a view) has no error to speak of.
-    let error = |m: f64, p: Option<f64>| {
-        p.filter(|&p| m > 0.0 && p > 0.0)
-            .map(|p| (p / m - 1.0) * 100.0)
-    };
 
     if let Format::Json = args.format {
         let rows: Vec<serde_json::Value> = lines
@@ -210,7 +205,7 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
                     "fused_into_next": l.fused,
                     "measured_seconds": l.measured,
                     "predicted_seconds": l.predicted,
-                    "error_percent": error(l.measured, l.predicted),
+                    "error_percent": error_percent(l.measured, l.predicted),
                     "flops": l.flops,
                     "bytes": l.bytes,
                     "share": if total_measured > 0.0 { l.measured / total_measured } else { 0.0 },
@@ -227,20 +222,14 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
             "totals": {
                 "measured_seconds": total_measured,
                 "predicted_seconds": total_predicted,
-                "error_percent": error(total_measured, total_predicted),
+                "error_percent": error_percent(total_measured, total_predicted),
                 "rank_correlation": correlation,
             },
         });
         return emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
     }
     let exact = matches!(args.format, Format::Csv);
-    let us = |s: f64| {
-        if exact {
-            format!("{s:e}")
-        } else {
-            analyzer::render::micros(s)
-        }
-    };
+    let us = |s: f64| seconds_cell(exact, s);
     let header = if exact {
         [
             "layer",
@@ -265,13 +254,6 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
         ]
     };
     let mut g = vec![header.map(String::from).to_vec()];
-    let rate = |x: f64, s: f64| {
-        if s > 0.0 {
-            format!("{:.1}", x / s / 1e9)
-        } else {
-            "-".into()
-        }
-    };
     for l in &lines {
         if l.fused && !exact {
             let mut cells = vec![
@@ -289,7 +271,7 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
             l.ops.clone(),
             us(l.measured),
             l.predicted.map_or("-".into(), us),
-            error(l.measured, l.predicted).map_or("-".into(), |e| format!("{e:+.0}")),
+            error_percent(l.measured, l.predicted).map_or("-".into(), |e| format!("{e:+.0}")),
             rate(l.flops as f64, l.measured),
             if l.bytes > 0 {
                 rate(l.bytes as f64, l.measured)
@@ -309,19 +291,11 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
         String::new(),
         us(total_measured),
         total_predicted.map_or("-".into(), us),
-        error(total_measured, total_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
+        error_percent(total_measured, total_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
         rate(total_flops as f64, total_measured),
         String::new(),
         "100.0".into(),
     ]);
-    let text = match args.format {
-        Format::Markdown => markdown_grid(&g, &[0, 1]),
-        Format::Csv => g
-            .iter()
-            .map(|l| l.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\n")
-            .collect(),
-        Format::Table | Format::Json => aligned_grid(&g, &[0, 1]),
-    };
     let footer = match (&profile, correlation) {
         (Some(p), Some(rho)) => format!(
             "\npredicted on {} ({}: {}); rank correlation of the rows' times {rho:.3}\n",
@@ -340,12 +314,7 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
         args.iters,
         runtime::kernels::num_threads()
     );
-    // CSV is data: its heading and footer go to stderr.
-    if exact {
-        eprint!("{heading}{footer}");
-        return emit(&text);
-    }
-    emit(&format!("{heading}\n{text}{footer}"))
+    emit_grid(args.format, &g, &heading, &footer)
 }
 
 /// `profile --train`: training steps, timed by part.
@@ -458,10 +427,6 @@ fn run_train(
             .collect::<Vec<f64>>(),
     )
     .filter(|_| total_predicted.is_some());
-    let error = |m: f64, p: Option<f64>| {
-        p.filter(|&p| m > 0.0 && p > 0.0)
-            .map(|p| (p / m - 1.0) * 100.0)
-    };
     if let Some(path) = &args.plot {
         let rows: Vec<(String, f64, f64)> = lines
             .iter()
@@ -501,7 +466,7 @@ fn run_train(
                     "predicted_input_grad_seconds": l.predicted.map(|p| p[1]),
                     "predicted_weight_grad_seconds": l.predicted.map(|p| p[2]),
                     "predicted_seconds": l.predicted.map(|p| p.iter().sum::<f64>()),
-                    "error_percent": error(m, l.predicted.map(|p| p.iter().sum())),
+                    "error_percent": error_percent(m, l.predicted.map(|p| p.iter().sum())),
                     "flops": l.flops,
                     "bytes": l.bytes,
                     "share": share(m),
@@ -522,20 +487,14 @@ fn run_train(
             "totals": {
                 "measured_seconds": total_measured,
                 "predicted_seconds": total_predicted,
-                "error_percent": error(total_measured, total_predicted),
+                "error_percent": error_percent(total_measured, total_predicted),
                 "rank_correlation": correlation,
             },
         });
         return emit(&(serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"));
     }
     let exact = matches!(args.format, Format::Csv);
-    let us = |s: f64| {
-        if exact {
-            format!("{s:e}")
-        } else {
-            analyzer::render::micros(s)
-        }
-    };
+    let us = |s: f64| seconds_cell(exact, s);
     let header: [&str; 13] = if exact {
         [
             "layer",
@@ -557,13 +516,6 @@ fn run_train(
             "layer", "op", "fwd µs", "pred", "dX µs", "pred", "dW µs", "pred", "step µs",
             "error %", "GFLOP/s", "GB/s", "share %",
         ]
-    };
-    let rate = |x: f64, s: f64| {
-        if s > 0.0 && x > 0.0 {
-            format!("{:.1}", x / s / 1e9)
-        } else {
-            "-".into()
-        }
     };
     let opt = |v: Option<f64>| v.map_or("-".into(), us);
     let mut g = vec![header.map(String::from).to_vec()];
@@ -587,7 +539,7 @@ fn run_train(
             us(l.measured[2]),
             opt(p(2)),
             us(m),
-            error(m, l.predicted.map(|p| p.iter().sum()))
+            error_percent(m, l.predicted.map(|p| p.iter().sum()))
                 .map_or("-".into(), |e| format!("{e:+.0}")),
             rate(l.flops as f64, m),
             rate(l.bytes as f64, m),
@@ -620,7 +572,7 @@ fn run_train(
         blank(),
         blank(),
         us(measured.update),
-        error(measured.update, update_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
+        error_percent(measured.update, update_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
         blank(),
         blank(),
         format!("{:.1}", share(measured.update) * 100.0),
@@ -645,19 +597,11 @@ fn run_train(
         us(col(2)),
         opt(pcol(2)),
         us(total_measured),
-        error(total_measured, total_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
+        error_percent(total_measured, total_predicted).map_or("-".into(), |e| format!("{e:+.0}")),
         rate(total_flops as f64, total_measured),
         String::new(),
         "100.0".into(),
     ]);
-    let text = match args.format {
-        Format::Markdown => markdown_grid(&g, &[0, 1]),
-        Format::Csv => g
-            .iter()
-            .map(|l| l.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\n")
-            .collect(),
-        Format::Table | Format::Json => aligned_grid(&g, &[0, 1]),
-    };
     let footer = match (profile, correlation) {
         (Some(p), Some(rho)) => format!(
             "\npredicted on {} ({}: {}); the step total includes the update; rank correlation of the rows' times {rho:.3}\n",
@@ -674,7 +618,47 @@ fn run_train(
         args.iters,
         runtime::kernels::num_threads()
     );
+    emit_grid(args.format, &g, &heading, &footer)
+}
+
+/// A row's error against the measurement, in percent; none for a row
+/// predicted or measured to take no time (a view).
+fn error_percent(measured: f64, predicted: Option<f64>) -> Option<f64> {
+    predicted
+        .filter(|&p| measured > 0.0 && p > 0.0)
+        .map(|p| (p / measured - 1.0) * 100.0)
+}
+
+/// Seconds as a cell: exact for CSV, microseconds for people.
+fn seconds_cell(exact: bool, s: f64) -> String {
     if exact {
+        format!("{s:e}")
+    } else {
+        analyzer::render::micros(s)
+    }
+}
+
+/// `x` units per second, in billions; "-" where nothing was done or timed.
+fn rate(x: f64, s: f64) -> String {
+    if s > 0.0 && x > 0.0 {
+        format!("{:.1}", x / s / 1e9)
+    } else {
+        "-".into()
+    }
+}
+
+/// The grid in `format` under `heading`, `footer` after it. CSV is data:
+/// its heading and footer go to stderr.
+fn emit_grid(format: Format, g: &[Vec<String>], heading: &str, footer: &str) -> Result<(), Failed> {
+    let text: String = match format {
+        Format::Markdown => markdown_grid(g, &[0, 1]),
+        Format::Csv => g
+            .iter()
+            .map(|l| l.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",") + "\n")
+            .collect(),
+        Format::Table | Format::Json => aligned_grid(g, &[0, 1]),
+    };
+    if let Format::Csv = format {
         eprint!("{heading}{footer}");
         return emit(&text);
     }
