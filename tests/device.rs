@@ -190,7 +190,7 @@ fn every_bad_profile_has_its_message() {
         ),
         (
             with("conv: 0.5", "cnov: 0.5"),
-            "bad.yaml: `efficiency: cnov` is not an op kind (did you mean `conv`?): one of conv_winograd, conv_1x1, conv_depthwise, conv, linear, fc, maxpool, avgpool, gap, adaptive_avgpool, bn, lrn, dropout, relu, leaky_relu, prelu, elu, selu, gelu, sigmoid, tanh, softmax, flatten, identity, zeropad, concat, add",
+            "bad.yaml: `efficiency: cnov` is not an op kind (did you mean `conv`?): one of conv_winograd, conv_1x1, conv_depthwise, update, conv, linear, fc, maxpool, avgpool, gap, adaptive_avgpool, bn, lrn, dropout, relu, leaky_relu, prelu, elu, selu, gelu, sigmoid, tanh, softmax, flatten, identity, zeropad, concat, add",
         ),
         (
             with("read_gbps: 10", "read_gbps: 1e-300"),

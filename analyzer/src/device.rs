@@ -259,10 +259,10 @@ impl Predicted {
     }
 }
 
-/// The keys an efficiency can have: the ops' keywords and the conv kinds of
-/// `kind_key`.
+/// The keys an efficiency can have: the ops' keywords, the conv kinds of
+/// `kind_key`, and the optimizer's `update`.
 pub fn efficiency_keys() -> impl Iterator<Item = &'static str> {
-    ["conv_winograd", "conv_1x1", "conv_depthwise"]
+    ["conv_winograd", "conv_1x1", "conv_depthwise", "update"]
         .into_iter()
         .chain(dsl::ops::op_keywords())
         .chain(["concat", "add"])

@@ -19,7 +19,8 @@ Measure this machine into a device profile (YAML): the peak fp32 rate
 (fused multiply-adds on all threads), the memory's read and write
 bandwidth, matrix products at a few shapes, the thread count, and per op
 kind the efficiency our runtime reaches: the roofline time of a
-representative op over its measured time. `cnncost NET --device-profile
+representative op over its measured time, and the same for the optimizer's
+update (SGD with momentum over 8.4M weights). `cnncost NET --device-profile
 FILE` and `cnncost profile` predict each op's time from it (docs/costs.md,
 \"Time\"). Takes about half a minute; `--quick` a few seconds, less exactly.
 
@@ -119,6 +120,53 @@ fn efficiency(text: &str, machine: &DeviceProfile, quick: bool) -> Result<f64, S
     Ok((predicted / measured.max(1e-9)).min(4.0))
 }
 
+/// The optimizer's update (SGD with momentum, `cnncost train`'s default)
+/// over 8.4M weights (100 MB of weights, gradients and momentum, far
+/// beyond the caches): its memory roofline over its measured time.
+fn update_efficiency(machine: &DeviceProfile, quick: bool) -> Result<f64, String> {
+    let source = "network calibrate\ninput 4096x1x1\nflatten\nlinear 2048\n";
+    let net =
+        dsl::compile("calibrate.net", source, &Default::default()).map_err(|e| e.to_string())?;
+    let config = runtime::config::TrainConfig::default();
+    let a = analyze(
+        &net,
+        Options {
+            batch: 8,
+            ..Options::default()
+        },
+    )
+    .map_err(|d| d.message.clone())?;
+    let options = analyzer::training::TrainOptions {
+        optimizer: config.optimizer_settings().plan(),
+        ..Default::default()
+    };
+    let a = analyzer::with_training(a, &options).map_err(|d| d.message.clone())?;
+    let predicted = analyzer::device::step_times(&a, machine)
+        .ok_or("no training counts")?
+        .update
+        .predicted;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let model = Model::new(&net, &Device::Cpu, DType::F32, &mut rng).map_err(|e| e.to_string())?;
+    let x = Tensor::randn(0f32, 1.0, (8, 4096, 1, 1), &Device::Cpu).map_err(|e| e.to_string())?;
+    let labels = Tensor::new(&[0u32; 8], &Device::Cpu).map_err(|e| e.to_string())?;
+    let mut optimizer = runtime::optim::Optimizer::new(config.optimizer_settings());
+    let loss = |out: &runtime::model::Outputs| {
+        runtime::loss::training_loss(out, &labels, config.aux_weight, config.label_smoothing)
+    };
+    let (warmup, iterations) = if quick { (1, 3) } else { (2, 9) };
+    let measured = runtime::calibrate::step_seconds(
+        &model,
+        &mut optimizer,
+        &x,
+        &loss,
+        1e-6,
+        (warmup, iterations),
+    )
+    .map_err(|e| e.to_string())?
+    .update;
+    Ok((predicted / measured.max(1e-9)).min(4.0))
+}
+
 pub fn run(args: &CalibrateArgs) -> Result<(), Failed> {
     let cpu = cpu_name();
     let threads = num_threads();
@@ -181,6 +229,10 @@ pub fn run(args: &CalibrateArgs) -> Result<(), Failed> {
         eprintln!("  {kind:<15} efficiency {e:.3}");
         profile.efficiency.insert(kind.to_string(), e);
     }
+    let e = update_efficiency(&machine, args.quick)
+        .map_err(|e| fail(format!("calibrating update: {e}")))?;
+    eprintln!("  {:<15} efficiency {e:.3}", "update");
+    profile.efficiency.insert("update".to_string(), e);
     std::fs::write(&args.out, profile.to_yaml())
         .map_err(|e| fail(format!("cannot write `{}`: {e}", args.out.display())))?;
     eprintln!("wrote {}", args.out.display());

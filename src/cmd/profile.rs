@@ -18,14 +18,17 @@ pub const LONG_ABOUT: &str = "\
 Run the network on synthetic data with our runtime (inference, CPU) and
 time every row of the table: the median of --iters passes after two
 warm-up passes. With --train: training steps (SGD with momentum, as
-`cnncost train` by default), each row's forward, input gradient and weight
-gradient, and the optimizer's update. Beside each measured row: the prediction of a device
-profile (`--device-profile`, by default the cnncost-device.yaml that
-`cnncost calibrate` writes), its error, the achieved GFLOP/s and GB/s, and
-the row's share of the pass. Under the table: the whole pass measured and
-predicted, and the rank correlation of the rows' times (docs/costs.md,
-\"Time\"). The conv, BN and ReLU that run as one are timed as one, under
-the last of them.
+`cnncost train` runs by default), each row's forward, input gradient and
+weight gradient, and the optimizer's update.
+
+Beside each measured row: the prediction of a device profile
+(`--device-profile`, by default the cnncost-device.yaml that `cnncost
+calibrate` writes), its error, the achieved GFLOP/s and GB/s, and the
+row's share of the pass or step. Under the table: the whole pass or step
+measured and predicted, and the rank correlation of the rows' times
+(docs/costs.md, \"Time\"). The ops that run as one (a conv and its ReLU, a
+BN or an add and its ReLU; in inference also a conv's BN) are timed as
+one, under the last of them.
 
 Examples:
   cnncost calibrate && cnncost profile resnet20
