@@ -3,9 +3,11 @@
 //! read and write bandwidth, matrix products, and the time of every op of
 //! a model's forward pass and of a training step.
 
+use crate::config::TrainConfig;
 use crate::kernels::timeline::{self, Mark};
 use crate::kernels::{num_threads, peak};
-use crate::model::{Mode, Model, Outputs};
+use crate::loss::training_loss;
+use crate::model::{Mode, Model};
 use crate::optim::Optimizer;
 use candle_core::{Device, Tensor, TensorId};
 use std::time::Instant;
@@ -139,8 +141,10 @@ pub struct StepTimes {
     pub update: f64,
 }
 
-/// Times training steps of `model` on the batch `x` with `loss`: `warmup`
-/// untimed steps, then the median of `iterations`. The backward is one call
+/// Times training steps of `model` on the batch `x` and its `labels` with
+/// `config`'s optimizer and loss (`cnncost train`'s recipe) at a tiny rate,
+/// so that the weights stay near their start and every step is alike:
+/// `warmup` untimed steps, then the median of `iterations`. The backward is one call
 /// into candle; its time is split between the ops by the marks our ops'
 /// backward functions leave ([`timeline`]). An op candle differentiates
 /// itself (a view, a plain sum, a concatenation) leaves none: its time is
@@ -148,12 +152,12 @@ pub struct StepTimes {
 /// in the forward.
 pub fn step_seconds(
     model: &Model,
-    optimizer: &mut Optimizer,
-    x: &Tensor,
-    loss: &dyn Fn(&Outputs) -> candle_core::Result<Tensor>,
-    lr: f64,
+    config: &TrainConfig,
+    (x, labels): (&Tensor, &Tensor),
     (warmup, iterations): (usize, usize),
 ) -> candle_core::Result<StepTimes> {
+    const LR: f64 = 1e-6;
+    let mut optimizer = Optimizer::new(config.optimizer_settings());
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
     let ops = model.op_count();
     let mut runs: [Vec<Vec<f64>>; 3] = Default::default();
@@ -171,7 +175,7 @@ pub fn step_seconds(
         };
         let out = model.forward_observed(x, Mode::Train, &mut rng, &mut observe)?;
         let loss_start = Instant::now();
-        let l = loss(&out)?;
+        let l = training_loss(&out, labels, config.aux_weight, config.label_smoothing)?;
         let loss_forward = loss_start.elapsed().as_secs_f64();
         let start = Instant::now();
         let (grads, marks) = timeline::record_backward(|| l.backward());
@@ -179,14 +183,14 @@ pub fn step_seconds(
         let end = Instant::now();
         drop((l, out));
         let (input_grad, weight_grad, loss_backward) =
-            split_backward(&marks, &made_by, ops, start, end);
+            split_backward(&marks, made_by, ops, start, end);
         let g: Vec<Option<Tensor>> = model
             .params()
             .map(|p| grads.get(p.var.as_tensor()).cloned())
             .collect();
         drop(grads);
         let t = Instant::now();
-        optimizer.step(model, &g, lr)?;
+        optimizer.step(model, &g, LR)?;
         let update = t.elapsed().as_secs_f64();
         if pass >= warmup {
             runs[0].push(forward);
@@ -214,7 +218,7 @@ pub fn step_seconds(
 /// whose output was the first made after it (ids count up).
 fn split_backward(
     marks: &[Mark],
-    made_by: &[(TensorId, usize)],
+    mut made_by: Vec<(TensorId, usize)>,
     ops: usize,
     start: Instant,
     end: Instant,
@@ -232,14 +236,13 @@ fn split_backward(
         }
     };
     let mut weight_marks: Vec<(Option<usize>, f64)> = Vec::new();
-    let mut outputs = made_by.to_vec();
-    outputs.sort_unstable();
+    made_by.sort_unstable();
     for m in marks {
         match *m {
             Mark::Op(id, at) => {
                 close(current, since, at);
                 since = at;
-                if let Some(&(_, i)) = outputs.get(outputs.partition_point(|&(o, _)| o < id)) {
+                if let Some(&(_, i)) = made_by.get(made_by.partition_point(|&(o, _)| o < id)) {
                     current = Some(i);
                 }
             }

@@ -149,21 +149,11 @@ fn update_efficiency(machine: &DeviceProfile, quick: bool) -> Result<f64, String
     let model = Model::new(&net, &Device::Cpu, DType::F32, &mut rng).map_err(|e| e.to_string())?;
     let x = Tensor::randn(0f32, 1.0, (8, 4096, 1, 1), &Device::Cpu).map_err(|e| e.to_string())?;
     let labels = Tensor::new(&[0u32; 8], &Device::Cpu).map_err(|e| e.to_string())?;
-    let mut optimizer = runtime::optim::Optimizer::new(config.optimizer_settings());
-    let loss = |out: &runtime::model::Outputs| {
-        runtime::loss::training_loss(out, &labels, config.aux_weight, config.label_smoothing)
-    };
     let (warmup, iterations) = if quick { (1, 3) } else { (2, 9) };
-    let measured = runtime::calibrate::step_seconds(
-        &model,
-        &mut optimizer,
-        &x,
-        &loss,
-        1e-6,
-        (warmup, iterations),
-    )
-    .map_err(|e| e.to_string())?
-    .update;
+    let measured =
+        runtime::calibrate::step_seconds(&model, &config, (&x, &labels), (warmup, iterations))
+            .map_err(|e| e.to_string())?
+            .update;
     Ok((predicted / measured.max(1e-9)).min(4.0))
 }
 

@@ -5,7 +5,7 @@ use crate::cmd::calibrate::DEFAULT_PROFILE;
 use crate::common::{
     analyzed, device_profile, emit, fail, load, lower, CostArgs, Failed, Format, NetArgs,
 };
-use analyzer::device::rank_correlation;
+use analyzer::device::{rank_correlation, DeviceProfile};
 use analyzer::render::{aligned_grid, csv_field, markdown_grid};
 use analyzer::{rows, with_device};
 use candle_core::{Device, Tensor};
@@ -299,17 +299,7 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
         String::new(),
         "100.0".into(),
     ]);
-    let footer = match (&profile, correlation) {
-        (Some(p), Some(rho)) => format!(
-            "\npredicted on {} ({}: {}); rank correlation of the rows' times {rho:.3}\n",
-            p.name, p.source, p.reference
-        ),
-        (Some(p), None) => format!(
-            "\npredicted on {} ({}: {})\n",
-            p.name, p.source, p.reference
-        ),
-        (None, _) => String::new(),
-    };
+    let footer = footer(profile.as_ref(), correlation, "");
     let heading = format!(
         "{}: batch {}, inference, median of {} passes, {} threads\n",
         net.name,
@@ -337,24 +327,13 @@ fn run_train(
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes).collect();
     let labels = Tensor::new(labels.as_slice(), &Device::Cpu)
         .map_err(|e| fail(format!("cannot make the labels: {e}")))?;
-    let mut optimizer = runtime::optim::Optimizer::new(config.optimizer_settings());
-    let loss = |out: &runtime::model::Outputs| {
-        runtime::loss::training_loss(out, &labels, config.aux_weight, config.label_smoothing)
-    };
     eprintln!(
         "profiling {} training at batch {}: {} steps after 2 warm-up steps ...",
         net.name, args.cost.batch, args.iters
     );
-    // A tiny rate: the weights stay near their start, every step alike.
-    let measured = runtime::calibrate::step_seconds(
-        &model,
-        &mut optimizer,
-        &x,
-        &loss,
-        1e-6,
-        (2, args.iters as usize),
-    )
-    .map_err(|e| fail(format!("the training step failed: {e}")))?;
+    let measured =
+        runtime::calibrate::step_seconds(&model, config, (&x, &labels), (2, args.iters as usize))
+            .map_err(|e| fail(format!("the training step failed: {e}")))?;
     let step = a.device.as_ref().and_then(|d| d.step.as_ref());
     let fused_into = dsl::plan::fused_into(
         &dsl::plan::fusions(net)
@@ -605,14 +584,7 @@ fn run_train(
         String::new(),
         "100.0".into(),
     ]);
-    let footer = match (profile, correlation) {
-        (Some(p), Some(rho)) => format!(
-            "\npredicted on {} ({}: {}); the step total includes the update; rank correlation of the rows' times {rho:.3}\n",
-            p.name, p.source, p.reference
-        ),
-        (Some(p), None) => format!("\npredicted on {} ({}: {})\n", p.name, p.source, p.reference),
-        (None, _) => String::new(),
-    };
+    let footer = footer(profile, correlation, "; the step total includes the update");
     let heading = format!(
         "{}: batch {}, training step ({}), median of {} steps, {} threads\n",
         net.name,
@@ -630,6 +602,21 @@ fn error_percent(measured: f64, predicted: Option<f64>) -> Option<f64> {
     predicted
         .filter(|&p| measured > 0.0 && p > 0.0)
         .map(|p| (p / measured - 1.0) * 100.0)
+}
+
+/// The line under the table: the profile predicted with and, when there is
+/// one, `note` and the rows' rank correlation; nothing without a profile.
+fn footer(profile: Option<&DeviceProfile>, correlation: Option<f64>, note: &str) -> String {
+    let Some(p) = profile else {
+        return String::new();
+    };
+    let rho = correlation.map_or(String::new(), |rho| {
+        format!("{note}; rank correlation of the rows' times {rho:.3}")
+    });
+    format!(
+        "\npredicted on {} ({}: {}){rho}\n",
+        p.name, p.source, p.reference
+    )
 }
 
 /// Seconds as a cell: exact for CSV, microseconds for people.
