@@ -8,9 +8,9 @@ use runtime::kernels::linear;
 mod common;
 use common::{tensor, to_f64};
 
-/// Batches and sizes around gemm's vector width (16 f32) and panel widths, and the
-/// degenerate ones.
-const SHAPES: [(usize, usize, usize); 7] = [
+/// Batches and sizes around gemm's vector width (16 f32) and panel widths, the
+/// streaming kernel's blocks (6 rows, 4 samples, 1,024 inputs), and the degenerate ones.
+const SHAPES: [(usize, usize, usize); 9] = [
     (1, 1, 1),
     (1, 9, 5),
     (3, 20, 7),
@@ -18,6 +18,10 @@ const SHAPES: [(usize, usize, usize); 7] = [
     (17, 130, 10),
     (128, 64, 10),
     (5, 300, 257),
+    // The streaming kernel's limits: several chunks of inputs with a tail, a partial
+    // block of rows and group of samples; and the first batch gemm takes.
+    (31, 2100, 13),
+    (33, 70, 9),
 ];
 
 #[test]
