@@ -490,6 +490,60 @@ fn conv2d_winograd_shapes_match_naive() {
     }
 }
 
+/// Strided convolutions whose kernel spans 2-3 strides (AlexNet's 11x11 stride-4 stem)
+/// run their forward as a stride-1 3x3 convolution over the input's phases: AlexNet's
+/// stem on a small map (padding 2, odd sizes), a 5x5 stride-2 one whose kernel ends
+/// inside its last block, asymmetric padding, and one too narrow for Winograd and a
+/// stride-1 one (both stay on im2col); plain and fused, f32 and f64, against the naive
+/// loop.
+#[test]
+fn conv2d_space_to_depth_shapes_match_naive() {
+    let cases = [
+        (
+            [2, 3, 35, 39],
+            [32, 3, 11, 11],
+            Conv2dGeometry::uniform(4, 2, 1, 1),
+        ),
+        (
+            [1, 8, 13, 12],
+            [33, 8, 5, 5],
+            Conv2dGeometry::uniform(2, 1, 1, 1),
+        ),
+        (
+            [1, 3, 30, 31],
+            [40, 3, 11, 11],
+            geom([4, 4], [3, 0], [1, 2], [1, 1], 1),
+        ),
+        (
+            [1, 3, 30, 30],
+            [16, 3, 11, 11],
+            Conv2dGeometry::uniform(4, 2, 1, 1),
+        ),
+        // Stride 1 stays on im2col.
+        (
+            [1, 8, 11, 13],
+            [36, 8, 5, 5],
+            Conv2dGeometry::uniform(1, 2, 1, 1),
+        ),
+    ];
+    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+        for (dtype, tol) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
+            let x = tensor(&xd, 150 + i as u64, dtype);
+            let w = tensor(&wd, 160 + i as u64, dtype);
+            let bias = tensor(&[wd[0]], 170 + i as u64, dtype);
+            let scale = ((wd[1] * wd[2] * wd[3]) as f64).sqrt();
+            check_plain_and_fused(
+                &x,
+                &w,
+                &bias,
+                &g,
+                tol * scale,
+                &format!("space-to-depth case {i} {dtype:?}"),
+            );
+        }
+    }
+}
+
 /// The input gradient of a 3x3 stride-1 convolution runs as a convolution of dY with
 /// the flipped kernel, which is Winograd's when both channel counts are 32 or more:
 /// finite differences (f64) check it on such shapes.

@@ -12,11 +12,13 @@
 //! split each chunk's gemm and copies across the threads ([`plan::Split::Within`]).
 //! 3x3 stride-1 convs take faster paths: Winograd F(4x4, 3x3) with 32 or more channels
 //! ([`winograd`]), a direct AVX-512 kernel and weight gradient with fewer ([`direct`]).
+//! AlexNet's 11x11 stride-4 stem runs its forward as such a 3x3 conv ([`space_to_depth`]).
 //!
 //! Modules, each using only those listed before it (and `kernels::util`, `matmul`):
 //! [`geometry`] (sizes), [`im2col`] (column matrices), [`direct`] and [`winograd`] (the
-//! fast 3x3 paths), [`plan`] (which path, how the threads split), [`passes`] (forward,
-//! input gradient, weight gradient), then this file's custom ops; `bench_support` (hidden)
+//! fast 3x3 paths), [`plan`] (which path, how the threads split), [`space_to_depth`]
+//! (a strided conv as a 3x3 one), [`passes`] (forward, input gradient, weight
+//! gradient), then this file's custom ops; `bench_support` (hidden)
 //! hands them to `runtime/benches/conv_phases.rs`.
 
 #[doc(hidden)]
@@ -26,6 +28,7 @@ mod geometry;
 mod im2col;
 mod passes;
 mod plan;
+mod space_to_depth;
 mod winograd;
 
 pub use geometry::Conv2dGeometry;

@@ -6,7 +6,7 @@
 use super::geometry::{Conv2dGeometry, Dims};
 use super::im2col::{col2im, gather_chunk, im2col, scatter_chunk};
 use super::plan::{for_chunks, Par, Plan, Split};
-use super::{direct, winograd};
+use super::{direct, space_to_depth, winograd};
 use crate::kernels::matmul::matmul;
 use crate::kernels::util::{relu_of, transpose, with_scratch, Elem};
 
@@ -79,6 +79,11 @@ pub(super) fn conv_fwd<T: Elem>(
     d: &Dims,
     epilogue: Option<Epilogue<T>>,
 ) -> Vec<T> {
+    if let Some(t) = space_to_depth::transformed(d) {
+        let xt = space_to_depth::input(x, d, &t);
+        let wt = space_to_depth::weight(w, d, &t);
+        return conv_fwd(&xt, &wt, &t, epilogue);
+    }
     let (bias, relu) = epilogue.map_or((None, false), |e| (Some(e.bias), e.relu));
     if let Some(s) = d.winograd() {
         return winograd::conv3x3(x, w, &s, bias, relu);
