@@ -22,7 +22,7 @@
 
 use super::geometry::Conv3x3;
 use crate::kernels::util::simd::{simd, Simd};
-use crate::kernels::util::{num_threads, relu_of, transpose, with_scratch, Elem};
+use crate::kernels::util::{num_threads, transpose, with_scratch, Elem};
 use candle_core::{CpuStorage, CpuStorageRef};
 use std::mem::MaybeUninit;
 
@@ -120,10 +120,8 @@ fn conv3x3_f32(
                 2,
                 s.c * s.bordered_rows() * s.bordered_cols(),
                 |xp: &mut [f32]| {
-                    with_scratch(3, KB * STRIP, |row: &mut [f32]| {
-                        border(x, s, xp);
-                        sample(xp, &wt, s, bias, relu, row, y)
-                    })
+                    border(x, s, xp);
+                    sample(xp, &wt, s, bias, relu, y)
                 },
             )
         });
@@ -190,40 +188,39 @@ unsafe fn copy_row(src: &[f32], dst: &mut [f32]) {
     dst.copy_from_slice(src)
 }
 
+/// One sample's (K, OH, OW) output `y` from its bordered input.
 fn sample(
     xp: &[f32],
     wt: &[f32],
     s: &Conv3x3,
     bias: Option<&[f32]>,
     relu: bool,
-    row: &mut [f32],
     y: &mut [MaybeUninit<f32>],
 ) {
-    let plane = s.oh * s.ow;
+    assert!(y.len() >= s.k * s.oh * s.ow);
+    if let Some(b) = bias {
+        assert!(b.len() >= s.k);
+    }
     for oy in 0..s.oh {
         for strip in 0..s.strips() {
             let x0 = strip * STRIP;
-            let width = STRIP.min(s.ow - x0);
             for k0 in (0..s.k).step_by(KB) {
                 let kb = KB.min(s.k - k0);
                 // SAFETY: AVX-512 was detected (conv3x3); block's reads stay inside xp and
                 // wt (bordered rows of wp ≥ x0 + 34 columns, hp ≥ oy + 3 rows; taps
-                // k0..k0+kb of each) and its writes inside row (kb·32).
-                unsafe { block(xp, wt, s, oy, x0, k0, kb, row) };
-                for i in 0..kb {
-                    let add = bias.map_or(0.0, |b| b[k0 + i]);
-                    let dst = &mut y[(k0 + i) * plane + oy * s.ow + x0..][..width];
-                    for (d, &v) in dst.iter_mut().zip(&row[i * STRIP..][..width]) {
-                        d.write(if relu { relu_of(v + add) } else { v + add });
-                    }
-                }
+                // k0..k0+kb of each), bias (K, asserted), and its writes inside y (rows
+                // oy of channels k0..k0+kb, columns x0..min(x0 + 32, OW); asserted).
+                unsafe { block(xp, wt, s, oy, x0, k0, kb, bias, relu, y) };
             }
         }
     }
 }
 
-/// row[i][0..32] = Σ_c Σ_taps w[k0 + i][c][ky][kx] · xp[c][oy + ky][x0 + kx ..] for the
-/// `kb` ≤ 8 output channels k0..k0+kb.
+/// y[k0 + i][oy][x0..x0 + 32] (clipped at OW) = Σ_c Σ_taps w[k0 + i][c][ky][kx] ·
+/// xp[c][oy + ky][x0 + kx ..] (+ bias[k0 + i], clamped at 0 with `relu`) for the `kb` ≤ 8
+/// output channels k0..k0+kb: the sums go from the registers to the output, bias and
+/// ReLU applied on the way (through a row buffer and a plain loop they were an eighth
+/// of the kernel's time).
 ///
 /// # Safety
 /// AVX-512F must be available; see the caller for the extents.
@@ -238,13 +235,15 @@ unsafe fn block(
     x0: usize,
     k0: usize,
     kb: usize,
-    row: &mut [f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [MaybeUninit<f32>],
 ) {
     use std::arch::x86_64::*;
     let (hp, wp, k) = (s.bordered_rows(), s.bordered_cols(), s.k);
-    debug_assert!(x0 + STRIP + 2 <= wp && oy + 3 <= hp && row.len() >= kb * STRIP);
-    // SAFETY: AVX-512F and the extents (xp's bordered rows, wt's taps k0..k0 + kb, row's
-    // kb strips) are the caller's contract; every pointer below stays inside them.
+    debug_assert!(x0 + STRIP + 2 <= wp && oy + 3 <= hp && y.len() >= s.k * s.oh * s.ow);
+    // SAFETY: AVX-512F and the extents (xp's bordered rows, wt's taps k0..k0 + kb, y's
+    // rows, bias's K) are the caller's contract; every pointer below stays inside them.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; KB];
         // Taps of a partial block read 8 channels from a padded copy.
@@ -270,9 +269,24 @@ unsafe fn block(
                 }
             }
         }
+        // Columns x0.. of the row: the first vector's lanes, then the second's.
+        let width = STRIP.min(s.ow - x0);
+        let masks: [__mmask16; 2] = [
+            (((1u32 << width.min(LANES)) - 1) & 0xffff) as __mmask16,
+            (((1u32 << width.saturating_sub(LANES)) - 1) & 0xffff) as __mmask16,
+        ];
+        let plane = s.oh * s.ow;
+        let zero = _mm512_setzero_ps();
         for (i, acc) in acc.iter().enumerate().take(kb) {
-            _mm512_storeu_ps(row.as_mut_ptr().add(i * STRIP), acc[0]);
-            _mm512_storeu_ps(row.as_mut_ptr().add(i * STRIP + LANES), acc[1]);
+            let b = _mm512_set1_ps(bias.map_or(0.0, |b| b[k0 + i]));
+            let dst = y.as_mut_ptr().add((k0 + i) * plane + oy * s.ow + x0) as *mut f32;
+            for (j, &v) in acc.iter().enumerate() {
+                let v = _mm512_add_ps(v, b);
+                let v = if relu { _mm512_max_ps(v, zero) } else { v };
+                if masks[j] != 0 {
+                    _mm512_mask_storeu_ps(dst.add(j * LANES), masks[j], v);
+                }
+            }
         }
     }
 }
@@ -288,7 +302,9 @@ unsafe fn block(
     _: usize,
     _: usize,
     _: usize,
-    _: &mut [f32],
+    _: Option<&[f32]>,
+    _: bool,
+    _: &mut [MaybeUninit<f32>],
 ) {
     unreachable!("the direct kernel needs AVX-512")
 }
