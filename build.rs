@@ -5,7 +5,10 @@ use std::fmt::Write;
 
 fn main() {
     println!("cargo:rerun-if-changed=zoo");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo");
+    // Read when the script runs, not when it is compiled: a script built in another
+    // checkout sharing this target directory would read that checkout's zoo.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(&manifest).join("zoo");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("zoo/ exists")
         .filter_map(|e| e.ok())
