@@ -11,7 +11,10 @@
 #   bench/vs_pytorch.sh [PYTHON_WITH_TORCH] [--iters N] [--rounds R] [--baseline BIN]
 #
 # --baseline BIN also runs BIN, an earlier build of the train_speed bench
-# (copy target/release/deps/train_speed-* aside before a change), right after
+# (copy target/release/deps/train_speed-* aside before a change, or build the
+# old commit in a worktree with its own CARGO_TARGET_DIR: one sharing target/
+# leaves libraries newer than this tree's sources, which cargo then keeps, and
+# the bench reads the zoo from the worktree, so keep it until the run ends), right after
 # ours in every round: a refactoring's before and after in one script, with
 # the after/before ratio per round beside the ratio to PyTorch.
 #
