@@ -468,23 +468,34 @@ fn conv2d_winograd_shapes_match_naive() {
             Conv2dGeometry::uniform(1, 1, 1, 1),
         ),
     ];
-    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
+    check_cases_against_naive(&cases, 90, "winograd");
+}
+
+/// [`check_plain_and_fused`] on each case in f32 (2e-5 relative, scaled by the square
+/// root of the sum's length: the error of a sum of unit-scale products grows with it)
+/// and in f64 (batches up to 8), inputs seeded from `seed`.
+fn check_cases_against_naive(
+    cases: &[([usize; 4], [usize; 4], Conv2dGeometry)],
+    seed: u64,
+    what: &str,
+) {
+    for (i, (xd, wd, g)) in cases.iter().enumerate() {
         for (dtype, tol) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
             if dtype == DType::F64 && xd[0] > 8 {
                 continue;
             }
-            let x = tensor(&xd, 90 + i as u64, dtype);
-            let w = tensor(&wd, 110 + i as u64, dtype);
-            let bias = tensor(&[wd[0]], 130 + i as u64, dtype);
-            // The error of a sum of C·9 unit-scale products grows with its length.
-            let scale = ((wd[1] * 9) as f64).sqrt();
+            let i = i as u64;
+            let x = tensor(xd, seed + i, dtype);
+            let w = tensor(wd, seed + 20 + i, dtype);
+            let bias = tensor(&[wd[0]], seed + 40 + i, dtype);
+            let scale = ((wd[1] * wd[2] * wd[3]) as f64).sqrt();
             check_plain_and_fused(
                 &x,
                 &w,
                 &bias,
-                &g,
+                g,
                 tol * scale,
-                &format!("winograd case {i} {dtype:?}"),
+                &format!("{what} case {i} {dtype:?}"),
             );
         }
     }
@@ -526,22 +537,7 @@ fn conv2d_space_to_depth_shapes_match_naive() {
             Conv2dGeometry::uniform(1, 2, 1, 1),
         ),
     ];
-    for (i, (xd, wd, g)) in cases.into_iter().enumerate() {
-        for (dtype, tol) in [(DType::F32, 2e-5), (DType::F64, 1e-12)] {
-            let x = tensor(&xd, 150 + i as u64, dtype);
-            let w = tensor(&wd, 160 + i as u64, dtype);
-            let bias = tensor(&[wd[0]], 170 + i as u64, dtype);
-            let scale = ((wd[1] * wd[2] * wd[3]) as f64).sqrt();
-            check_plain_and_fused(
-                &x,
-                &w,
-                &bias,
-                &g,
-                tol * scale,
-                &format!("space-to-depth case {i} {dtype:?}"),
-            );
-        }
-    }
+    check_cases_against_naive(&cases, 150, "space-to-depth");
 }
 
 /// The input gradient of a 3x3 stride-1 convolution runs as a convolution of dY with
