@@ -280,7 +280,11 @@ fn cnncost(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String, String) 
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    // A command refused before it reads its input (`diff - -`) may have exited and
+    // closed the pipe already.
+    if let Err(e) = input.write_all(stdin.unwrap_or("").as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     drop(input);
     let o = child.wait_with_output().unwrap();
     (
