@@ -204,9 +204,9 @@ fn max_row_inner<T: Elem>(
     // Columns c0..c1 of the input are read by outputs o0..o1.
     let (c0, c1) = (o0 * s - p, (o1 - 1) * s - p + kw);
     let cols = &mut cols[..c1 - c0];
-    cols.copy_from_slice(&plane[y0 * w + c0..y0 * w + c1]);
-    let mut nan = has_nan(cols);
-    for y in y0 + 1..y1 {
+    cols.fill(T::NEG_INF);
+    let mut nan = false;
+    for y in y0..y1 {
         nan |= max_into(cols, &plane[y * w + c0..y * w + c1]);
     }
     for (j, o) in out[o0..o1].iter_mut().enumerate() {
@@ -231,16 +231,6 @@ fn max_into_body<T: Elem>(acc: &mut [T], row: &[T]) -> bool {
         nan |= v.is_nan();
     }
     nan
-}
-
-vectorised! {
-    /// Whether `v` holds a NaN.
-    fn has_nan[T: Elem](v: &[T]) -> bool = has_nan_body;
-}
-
-#[inline(always)]
-fn has_nan_body<T: Elem>(v: &[T]) -> bool {
-    v.iter().fold(false, |nan, &x| nan | x.is_nan())
 }
 
 /// The divisor of an average window.
