@@ -9,7 +9,7 @@
 //!   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), as PyTorch.
 
 use crate::error::Error;
-use crate::kernels::update::Update;
+use crate::kernels::update::{self, Update};
 use crate::model::Model;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -118,7 +118,8 @@ impl Optimizer {
                             Some(st) => st,
                             None => vec![fresh()?],
                         };
-                        state[0].inplace_op3(
+                        update::apply(
+                            &state[0],
                             &grad,
                             p,
                             &Update::MomentumBuffer {
@@ -132,7 +133,8 @@ impl Optimizer {
                     };
                     // Without momentum the step reads no buffer: the gradient stands in.
                     let b = buf.as_ref().map_or(&grad, |st| &st[0]);
-                    p.inplace_op3(
+                    update::apply(
+                        p,
                         &grad,
                         b,
                         &Update::SgdStep {
@@ -157,7 +159,8 @@ impl Optimizer {
                         Some(st) => st,
                         None => vec![fresh()?, fresh()?],
                     };
-                    st[0].inplace_op3(
+                    update::apply(
+                        &st[0],
                         &grad,
                         p,
                         &Update::FirstMoment {
@@ -165,7 +168,8 @@ impl Optimizer {
                             weight_decay: l2,
                         },
                     )?;
-                    st[1].inplace_op3(
+                    update::apply(
+                        &st[1],
                         &grad,
                         p,
                         &Update::SecondMoment {
@@ -173,7 +177,8 @@ impl Optimizer {
                             weight_decay: l2,
                         },
                     )?;
-                    p.inplace_op3(
+                    update::apply(
+                        p,
                         &st[0],
                         &st[1],
                         &Update::AdamStep {

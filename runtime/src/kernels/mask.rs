@@ -17,6 +17,9 @@ pub fn mul_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
             mask.dims()
         )
     }
+    if super::portable::applies(x) {
+        return super::portable::mul_mask(x, mask);
+    }
     x.contiguous()?.apply_op2(&mask.contiguous()?, MulMask)
 }
 

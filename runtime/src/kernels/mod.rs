@@ -15,8 +15,8 @@
 //! * [`shortcut::subsample_pad_channels`]: ResNet's parameter-free shortcut in one pass.
 //! * [`gradcheck`]: a finite-difference gradient checker for tests.
 //!
-//! CPU only (f32 and f64); on other devices the custom ops report candle's "no cuda
-//! implementation" error.
+//! Our kernels run on the CPU (f32 and f64). On any other device each entry point calls
+//! its composition of candle ops in [`portable`] instead (docs/runtime.md, "On a GPU").
 //!
 //! The modules' imports form a DAG; each uses only those on lines above its own:
 //!
@@ -34,7 +34,12 @@
 //! conv        dispatch, matmul, util  (inside: geometry <- im2col, direct, winograd
 //!                                      <- plan <- passes <- the ops in conv/mod.rs
 //!                                      <- bench_support, hidden, for benches/)
+//! portable    candle only                the ops as candle compositions, for other devices
 //! ```
+//!
+//! The one exception to the order: `portable` reads the ops' plain-data argument
+//! types (`Conv2dGeometry`, `Pool2dGeometry`, `PoolMode`, `BatchStats`), and each
+//! op's entry point calls it first when the input is not on the CPU.
 
 pub mod conv;
 pub mod gradcheck;
@@ -43,6 +48,7 @@ pub mod mask;
 pub mod norm;
 pub mod peak;
 pub mod pool;
+pub mod portable;
 pub mod shortcut;
 pub mod update;
 

@@ -34,6 +34,9 @@ pub fn batch_norm_train(
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
+    if super::portable::applies(x) {
+        return super::portable::batch_norm_train(x, gamma, beta, eps, relu);
+    }
     let x = x.contiguous()?;
     let stats = Arc::new(Mutex::new(BatchStats::default()));
     let y = x.apply_op3(
@@ -461,6 +464,9 @@ impl Map3 for BnTrainBwd {
 /// ReLU with PyTorch's gradient (zero where the input is not positive),
 /// forward and backward one parallel pass each.
 pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if super::portable::applies(x) {
+        return super::portable::relu(x);
+    }
     x.contiguous()?.apply_op1(Relu)
 }
 
@@ -495,6 +501,9 @@ impl Map1 for Relu {
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     if a.shape() != b.shape() {
         candle_core::bail!("add_relu: shapes {:?} and {:?} differ", a.dims(), b.dims())
+    }
+    if super::portable::applies(a) {
+        return super::portable::add_relu(a, b);
     }
     a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
 }

@@ -424,6 +424,9 @@ impl Map2 for PoolBwdOp {
 /// order, summing over overlapping windows.
 pub fn pool2d(x: &Tensor, mode: PoolMode, g: &Pool2dGeometry) -> Result<Tensor> {
     PoolDims::new(x.dims(), g)?;
+    if super::portable::applies(x) {
+        return super::portable::pool2d(x, mode, g);
+    }
     x.contiguous()?.apply_op1(PoolOp { mode, g: *g })
 }
 
@@ -556,6 +559,9 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: [usize; 2]) -> Result<Tensor> {
     // gradient included.
     if [h, w] == out {
         return Ok(x.clone());
+    }
+    if super::portable::applies(x) {
+        return super::portable::adaptive_avg_pool2d(x, out);
     }
     x.contiguous()?.apply_op1(AdaptiveAvgOp { out })
 }

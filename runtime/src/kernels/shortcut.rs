@@ -20,6 +20,9 @@ pub fn subsample_pad_channels(
         bail!("subsample_pad_channels: the stride must be positive")
     }
     x.dims4()?;
+    if super::portable::applies(x) {
+        return super::portable::subsample_pad_channels(x, stride, before, after);
+    }
     x.contiguous()?.apply_op1(SubsamplePad {
         stride,
         before,

@@ -5,7 +5,7 @@
 //! tensors of the weight's size for SGD with momentum, seven for Adam, alive at once.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, InplaceOp3, Layout, Result};
+use candle_core::{bail, CpuStorage, InplaceOp3, Layout, Result, Tensor};
 
 use super::util::Elem;
 
@@ -46,7 +46,71 @@ pub enum Update {
     },
 }
 
+/// Rewrites `dst` by `rule` from `a` and `b` (the roles of [`Update`]'s variants): in
+/// place on the CPU; elsewhere (or with the portable ops forced) as the tensor
+/// expression the rule stands for, written back into `dst`'s storage.
+pub fn apply(dst: &Tensor, a: &Tensor, b: &Tensor, rule: &Update) -> Result<()> {
+    if super::portable::applies(dst) {
+        return dst.slice_set(&rule.expression(dst, a, b)?, 0, 0);
+    }
+    dst.inplace_op3(a, b, rule)
+}
+
 impl Update {
+    /// The rule as candle tensor expressions: the same arithmetic in the same order
+    /// as [`Update::apply`], with the temporaries it saves.
+    pub fn expression(&self, dst: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let decayed = |g: &Tensor, p: &Tensor, wd: f64| {
+            if wd != 0.0 {
+                g + (p * wd)?
+            } else {
+                Ok(g.clone())
+            }
+        };
+        match *self {
+            Update::MomentumBuffer {
+                momentum,
+                weight_decay,
+            } => (dst * momentum)? + decayed(a, b, weight_decay)?,
+            Update::SgdStep {
+                lr,
+                weight_decay,
+                momentum,
+                nesterov,
+            } => {
+                let step = match (momentum != 0.0, nesterov) {
+                    (false, _) => decayed(a, dst, weight_decay)?,
+                    (true, false) => b.clone(),
+                    (true, true) => (decayed(a, dst, weight_decay)? + (b * momentum)?)?,
+                };
+                dst - (step * lr)?
+            }
+            Update::FirstMoment {
+                beta1,
+                weight_decay,
+            } => (dst * beta1)? + (decayed(a, b, weight_decay)? * (1.0 - beta1))?,
+            Update::SecondMoment {
+                beta2,
+                weight_decay,
+            } => (dst * beta2)? + (decayed(a, b, weight_decay)?.sqr()? * (1.0 - beta2))?,
+            Update::AdamStep {
+                lr,
+                decoupled_decay,
+                bias1,
+                bias2,
+                eps,
+            } => {
+                let w = if decoupled_decay != 0.0 {
+                    (dst * (1.0 - lr * decoupled_decay))?
+                } else {
+                    dst.clone()
+                };
+                let denom = ((b.sqrt()? * (1.0 / bias2.sqrt()))? + eps)?;
+                w - (a.div(&denom)? * (lr / bias1))?
+            }
+        }
+    }
+
     /// The gradient with L2 decay: `g + p·wd` (as is when wd is 0).
     #[inline(always)]
     fn decayed<T: Elem>(g: T, p: T, wd: f64) -> T {
@@ -172,6 +236,9 @@ impl InplaceOp3 for Update {
 /// Whether every element of a float tensor is finite, read in place (no copy: the
 /// optimiser checks each gradient before it updates, at the step's peak memory).
 pub fn all_finite(t: &candle_core::Tensor) -> Result<bool> {
+    if super::portable::applies(t) {
+        return super::portable::all_finite(t);
+    }
     let (storage, layout) = t.storage_and_layout();
     let candle_core::Storage::Cpu(cpu) = &*storage else {
         bail!("all_finite: CPU tensors only")
@@ -184,4 +251,76 @@ pub fn all_finite(t: &candle_core::Tensor) -> Result<bool> {
         CpuStorage::F64(v) => v[start..end].iter().all(|x| x.is_finite()),
         _ => true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// The tensor expression (what runs on a GPU) gives the in-place rule's bits.
+    #[test]
+    fn each_rule_as_an_expression_gives_the_same_bits() {
+        let t = |seed: f32| {
+            let v: Vec<f32> = (0..64)
+                .map(|i| ((i as f32 * 0.37 + seed).sin()) * 0.1)
+                .collect();
+            Tensor::from_vec(v, 64, &Device::Cpu).unwrap()
+        };
+        let positive = |seed: f32| t(seed).abs().unwrap();
+        let rules = [
+            Update::MomentumBuffer {
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            },
+            Update::SgdStep {
+                lr: 0.1,
+                weight_decay: 5e-4,
+                momentum: 0.0,
+                nesterov: false,
+            },
+            Update::SgdStep {
+                lr: 0.1,
+                weight_decay: 5e-4,
+                momentum: 0.9,
+                nesterov: false,
+            },
+            Update::SgdStep {
+                lr: 0.1,
+                weight_decay: 5e-4,
+                momentum: 0.9,
+                nesterov: true,
+            },
+            Update::FirstMoment {
+                beta1: 0.9,
+                weight_decay: 1e-2,
+            },
+            Update::SecondMoment {
+                beta2: 0.999,
+                weight_decay: 0.0,
+            },
+            Update::AdamStep {
+                lr: 1e-3,
+                decoupled_decay: 1e-2,
+                bias1: 0.1,
+                bias2: 0.001,
+                eps: 1e-8,
+            },
+        ];
+        for rule in rules {
+            let (dst, a, b) = (t(1.0), t(2.0), positive(3.0));
+            let want = rule
+                .expression(&dst, &a, &b)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            dst.inplace_op3(&a, &b, &rule).unwrap();
+            let got = dst.to_vec1::<f32>().unwrap();
+            let same = got
+                .iter()
+                .zip(&want)
+                .all(|(g, w)| g.to_bits() == w.to_bits());
+            assert!(same, "{rule:?}: {got:?} against {want:?}");
+        }
+    }
 }

@@ -190,6 +190,9 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, g: &Conv2dGeometry) -> Result<Tensor>
     }
     // Validate before running the op, for an error that names the shapes.
     Dims::new(x.dims(), weight.dims(), g)?;
+    if crate::kernels::portable::applies(x) {
+        return crate::kernels::portable::conv2d(x, weight, g);
+    }
     let x = x.contiguous()?;
     let weight = weight.contiguous()?;
     x.apply_op2(&weight, Conv2dOp(*g))
@@ -224,6 +227,9 @@ pub fn conv2d_bias_relu(
         )
     }
     Dims::new(x.dims(), weight.dims(), g)?;
+    if crate::kernels::portable::applies(x) {
+        return crate::kernels::portable::conv2d_bias_relu(x, weight, bias, relu, g);
+    }
     x.contiguous()?.apply_op3(
         &weight.contiguous()?,
         &bias.contiguous()?,
