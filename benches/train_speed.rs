@@ -5,10 +5,14 @@
 //! batch 256) and of bench/torch_imagenet_infer.py (torchvision's AlexNet at
 //! 224, batch 16, and VGG-16, batch 8: inference only). Prints one JSON line
 //! per case and mode in the baselines' format, so `bench/vs_pytorch.sh` can set
-//! them side by side.
+//! them side by side. `resnet50` (224, training and inference at batch 64) is the
+//! GPU script's (scripts/gpu-check.sh), with `--device cuda`.
 //!
 //!     cargo bench --bench train_speed -- [--cases resnet20,resnet18_cifar,alexnet,vgg16]
-//!         [--train-batch N] [--infer-batch N] [--iters 8]
+//!         [--train-batch N] [--infer-batch N] [--iters 8] [--device cpu|cuda[:N]]
+//!
+//! The zoo is read from `CNNCOST_ROOT` (a copy of the checkout elsewhere, as on the
+//! GPU machine), else from the checkout it was built in.
 
 use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -41,14 +45,14 @@ fn timed(mut f: impl FnMut(), warm: usize, iters: usize) -> f64 {
     ts[ts.len() / 2]
 }
 
-fn random_batch(n: usize, side: usize, rng: &mut ChaCha8Rng) -> (Tensor, Tensor) {
+fn random_batch(n: usize, side: usize, rng: &mut ChaCha8Rng, device: &Device) -> (Tensor, Tensor) {
     let x: Vec<f32> = (0..n * 3 * side * side)
         .map(|_| rng.random::<f32>() * 2.0 - 1.0)
         .collect();
     let y: Vec<u32> = (0..n).map(|_| rng.random_range(0..10)).collect();
     (
-        Tensor::from_vec(x, (n, 3, side, side), &Device::Cpu).unwrap(),
-        Tensor::from_vec(y, n, &Device::Cpu).unwrap(),
+        Tensor::from_vec(x, (n, 3, side, side), device).unwrap(),
+        Tensor::from_vec(y, n, device).unwrap(),
     )
 }
 
@@ -67,7 +71,8 @@ fn case(name: &str) -> Case {
         "resnet18_cifar" => ("resnet18_cifar", 32, Some(128), 256),
         "alexnet" => ("alexnet_torchvision", 224, None, 16),
         "vgg16" => ("vgg16", 224, None, 8),
-        _ => panic!("unknown case {name}: resnet20, resnet18_cifar, alexnet, vgg16"),
+        "resnet50" => ("resnet50", 224, Some(64), 64),
+        _ => panic!("unknown case {name}: resnet20, resnet18_cifar, alexnet, vgg16, resnet50"),
     };
     Case {
         zoo,
@@ -91,13 +96,16 @@ fn main() {
         .then(|| arg(&args, "--infer-batch", "").parse().unwrap());
     let iters: usize = arg(&args, "--iters", "8").parse().unwrap();
     let threads = runtime::kernels::num_threads();
+    let device =
+        runtime::device::open(&arg(&args, "--device", "cpu")).unwrap_or_else(|e| panic!("{e}"));
+    let root = std::env::var("CNNCOST_ROOT").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
     for name in cases.split(',') {
         let c = case(name);
-        let path = format!("{}/zoo/{}.net", env!("CARGO_MANIFEST_DIR"), c.zoo);
+        let path = format!("{root}/zoo/{}.net", c.zoo);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let net = dsl::compile(&path, &text, &Default::default()).unwrap_or_else(|e| panic!("{e}"));
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let model = Model::new(&net, &Device::Cpu, DType::F32, &mut rng).unwrap();
+        let model = Model::new(&net, &device, DType::F32, &mut rng).unwrap();
         if let Some(batch) = c.train_batch.map(|b| train_batch.unwrap_or(b)) {
             let mut opt = Optimizer::new(OptimizerSettings {
                 kind: OptimizerKind::Sgd,
@@ -107,7 +115,7 @@ fn main() {
                 betas: (0.9, 0.999),
                 eps: 1e-8,
             });
-            let (x, y) = random_batch(batch, c.side, &mut rng);
+            let (x, y) = random_batch(batch, c.side, &mut rng, &device);
             let s = timed(
                 || {
                     let out = model.forward(&x, Mode::Train, &mut rng).unwrap();
@@ -129,10 +137,12 @@ fn main() {
             );
         }
         let batch = infer_batch.unwrap_or(c.infer_batch);
-        let (xi, _) = random_batch(batch, c.side, &mut rng);
+        let (xi, _) = random_batch(batch, c.side, &mut rng, &device);
         let s = timed(
             || {
                 model.forward(&xi, Mode::Infer, &mut rng).unwrap();
+                // A GPU returns before its work is done.
+                device.synchronize().unwrap();
             },
             2,
             (iters / 2).max(3),

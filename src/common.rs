@@ -294,21 +294,22 @@ pub fn net_files(paths: &[PathBuf], all_zoo: bool) -> Result<Vec<PathBuf>, Faile
     Ok(out)
 }
 
-pub fn device(spec: &str) -> Result<Device, Failed> {
-    let d = match spec {
-        "cpu" => Ok(Device::Cpu),
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let n = s.strip_prefix("cuda:").unwrap_or("0");
-            match n.parse::<usize>() {
-                Ok(n) => Device::new_cuda(n).map_err(|e| {
-                    format!("cannot use {s}: {e} (CUDA needs a build with `--features cuda`)")
-                }),
-                Err(_) => Err(format!("`{s}`: expected cuda:N with N a GPU number")),
-            }
-        }
-        s => Err(format!("unknown device `{s}`: use cpu, cuda or cuda:N")),
-    };
-    d.map_err(|e| {
+/// Where a command's network runs.
+#[derive(Args, Clone)]
+pub struct DeviceArgs {
+    /// cpu, or cuda / cuda:N (a build with `--features cuda`: docs/training.md, "CUDA")
+    #[arg(long = "device", value_name = "DEVICE", default_value = "cpu")]
+    pub name: String,
+}
+
+impl DeviceArgs {
+    pub fn open(&self) -> Result<Device, Failed> {
+        device(&self.name)
+    }
+}
+
+fn device(spec: &str) -> Result<Device, Failed> {
+    runtime::device::open(spec).map_err(|e| {
         eprintln!("error: {e}");
         Failed
     })

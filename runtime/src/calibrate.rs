@@ -97,7 +97,9 @@ pub fn op_seconds(
     for pass in 0..warmup + iterations {
         let mut times = vec![0f64; model.op_count()];
         let mut last = Instant::now();
-        let mut observe = |i: usize, _: &Tensor| {
+        let mut observe = |i: usize, y: &Tensor| {
+            // A GPU runs ops asynchronously: an op's time ends when it is done.
+            y.device().synchronize()?;
             let now = Instant::now();
             times[i] += (now - last).as_secs_f64();
             last = now;

@@ -13,6 +13,7 @@
 pub mod calibrate;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod ema;
 pub mod error;
 pub mod evaluate;

@@ -123,13 +123,6 @@ impl Model {
         dtype: DType,
         rng: &mut impl Rng,
     ) -> Result<Model, Error> {
-        if !device.is_cpu() {
-            // Said here, before any work, rather than as a failure deep in
-            // the first forward pass.
-            return Err(Error::Lower(
-                "the runtime's own kernels (conv, pooling, batch norm, ReLU) run on the CPU only so far; use --device cpu".into(),
-            ));
-        }
         let input = match net.input {
             Shape::Image { c, h, w } => [
                 usize_of(c, "input channels")?,

@@ -3,9 +3,8 @@
 
 use crate::common::{
     compile_for_data, emit, fail, load_data, load_weights, lower, normalization, read_source,
-    Failed, NetArgs, NormArgs,
+    DeviceArgs, Failed, NetArgs, NormArgs,
 };
-use candle_core::Device;
 use clap::Args;
 use runtime::checkpoint;
 use std::path::PathBuf;
@@ -16,6 +15,8 @@ pub const LONG_ABOUT: &str = "Evaluate an ensemble: every --weights file (same n
 
 #[derive(Args)]
 pub struct EnsembleArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
     /// The .net file or zoo name (every member has this architecture)
     file: PathBuf,
     /// The members' weights: checkpoints (files or run directories) or state dicts
@@ -50,9 +51,10 @@ pub fn run(args: &EnsembleArgs) -> Result<(), Failed> {
         args.data,
         test.len()
     );
+    let device = args.device.open()?;
     for path in &args.weights {
         let c = checkpoint::load_with(path, args.allow_nonfinite).map_err(fail)?;
-        let model = lower(&net, &Device::Cpu, 0)?;
+        let model = lower(&net, &device, 0)?;
         load_weights(&model, &c)?;
         let norm = normalization(&c, &args.norm, dataset.shape[0])?;
         let p = runtime::evaluate::probabilities(&model, &test, &norm, args.batch_size.max(1))

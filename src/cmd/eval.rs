@@ -3,8 +3,8 @@
 //! checkpoint's moving average of the weights.
 
 use crate::common::{
-    compile_for_data, device, emit, fail, load_data, load_weights, lower, normalization,
-    read_source, Failed, NetArgs, NormArgs,
+    compile_for_data, emit, fail, load_data, load_weights, lower, normalization, read_source,
+    DeviceArgs, Failed, NetArgs, NormArgs,
 };
 use clap::{Args, ValueEnum};
 use runtime::checkpoint;
@@ -45,8 +45,8 @@ pub struct EvalArgs {
     ema: bool,
     #[command(flatten)]
     norm: NormArgs,
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -78,7 +78,7 @@ pub fn run(args: &EvalArgs) -> Result<(), Failed> {
         );
     }
     let net = compile_for_data(&name, &text, &args.net, &dataset)?;
-    let device = device(&args.device)?;
+    let device = args.device.open()?;
     let model = lower(&net, &device, 0)?;
     if args.ema {
         c.tensors = runtime::ema::averaged_state_dict(&c.tensors, &model).ok_or_else(|| {

@@ -2,10 +2,10 @@
 //! suggested rate.
 
 use crate::common::{
-    compile_for_data, config_file, emit, fail, load_data, lower, read_source, Failed, NetArgs,
+    compile_for_data, config_file, emit, fail, load_data, lower, read_source, DeviceArgs, Failed,
+    NetArgs,
 };
 use crate::plot;
-use candle_core::Device;
 use clap::Args;
 use data::Normalization;
 use std::path::PathBuf;
@@ -22,6 +22,8 @@ Example:
 
 #[derive(Args)]
 pub struct LrFindArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
     /// The .net file or zoo name
     file: PathBuf,
     #[arg(long, value_name = "SPEC")]
@@ -50,7 +52,7 @@ pub fn run(args: &LrFindArgs) -> Result<(), Failed> {
     let config = config_file(args.config.as_deref())?;
     let dataset = load_data(&args.data)?;
     let net = compile_for_data(&name, &text, &args.net, &dataset)?;
-    let model = lower(&net, &Device::Cpu, config.seed)?;
+    let model = lower(&net, &args.device.open()?, config.seed)?;
     let norm = Normalization::of(&dataset.train, dataset.shape);
     // As many epochs as the steps need, each in its own order (every epoch
     // yields a batch: the split is not empty and the last batch is kept).

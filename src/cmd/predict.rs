@@ -2,7 +2,7 @@
 //! prints the top classes with their probabilities.
 
 use crate::common::{
-    compile, compile_for, device, emit, fail, load_weights, lower, normalization, read_source,
+    compile, compile_for, emit, fail, load_weights, lower, normalization, read_source, DeviceArgs,
     Failed, NetArgs, NormArgs,
 };
 use clap::Args;
@@ -33,8 +33,8 @@ pub struct PredictArgs {
     top: u64,
     #[command(flatten)]
     norm: NormArgs,
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     #[command(flatten)]
     net: NetArgs,
 }
@@ -55,7 +55,7 @@ pub fn run(args: &PredictArgs) -> Result<(), Failed> {
         )?,
         _ => compile(&name, &text, &args.net)?,
     };
-    let device = device(&args.device)?;
+    let device = args.device.open()?;
     let model = lower(&net, &device, 0)?;
     load_weights(&model, &c)?;
     let norm = normalization(&c, &args.norm, model.input[0])?;

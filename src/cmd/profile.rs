@@ -3,7 +3,8 @@
 
 use crate::cmd::calibrate::DEFAULT_PROFILE;
 use crate::common::{
-    analyzed, device_profile, emit, fail, load, lower, CostArgs, Failed, Format, NetArgs,
+    analyzed, device_profile, emit, fail, load, lower, CostArgs, DeviceArgs, Failed, Format,
+    NetArgs,
 };
 use analyzer::device::{rank_correlation, DeviceProfile};
 use analyzer::render::{aligned_grid, csv_field, markdown_grid};
@@ -37,6 +38,8 @@ Examples:
 
 #[derive(Args)]
 pub struct ProfileArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
     /// The .net file or zoo name
     file: PathBuf,
     #[command(flatten)]
@@ -118,12 +121,21 @@ pub fn run(args: &ProfileArgs) -> Result<(), Failed> {
         &format!("{}'s {what} at batch {}", net.name, args.cost.batch),
     )
     .map_err(|e| fail(format!("{e}; lower --batch")))?;
+    let device = args.device.open()?;
     if args.train {
+        if !device.is_cpu() {
+            // The backward is split by op from marks our CPU kernels leave; the
+            // portable ops that run on a GPU leave none.
+            return Err(fail(format!(
+                "profile --train times the backward op by op on the CPU only; on {} profile inference (without --train), or time whole steps with `cnncost train --device {}`",
+                args.device.name, args.device.name
+            )));
+        }
         return run_train(args, &net, &a, profile.as_ref(), &config);
     }
-    let model = lower(&net, &Device::Cpu, 0)?;
+    let model = lower(&net, &device, 0)?;
     let [c, h, w] = model.input;
-    let x = Tensor::randn(0f32, 1.0, (args.cost.batch as usize, c, h, w), &Device::Cpu)
+    let x = Tensor::randn(0f32, 1.0, (args.cost.batch as usize, c, h, w), &device)
         .map_err(|e| fail(format!("cannot make the input: {e}")))?;
     eprintln!(
         "profiling {} at batch {}: {} passes after 2 warm-up passes ...",

@@ -3,7 +3,7 @@
 //! `--overfit N`).
 
 use crate::common::{
-    compile_for_data, config_file, device, emit, fail, load_data, lower, read_source, Failed,
+    compile_for_data, config_file, emit, fail, load_data, lower, read_source, DeviceArgs, Failed,
     NetArgs,
 };
 use clap::{Args, ValueEnum};
@@ -78,9 +78,8 @@ pub struct TrainArgs {
     /// --resume, continue with settings or data that differ from the run's
     #[arg(long)]
     force: bool,
-    /// cpu, or cuda / cuda:N with the `cuda` build feature
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// No progress bar or per-epoch lines
     #[arg(long)]
     quiet: bool,
@@ -172,7 +171,7 @@ pub fn run(args: &TrainArgs) -> Result<(), Failed> {
     };
     let dataset = load_data(&spec)?;
     let net = compile_for_data(&name, &text, &args.net, &dataset)?;
-    let device = device(&args.device)?;
+    let device = args.device.open()?;
     check_training_fits(&net, &config)?;
     let mut model = lower(&net, &device, config.seed)?;
     let notes = runtime::transfer::prepare(&mut model, &config, resume.is_some()).map_err(fail)?;

@@ -1,0 +1,27 @@
+//! ResNet-20 against PyTorch's fixture on a CUDA GPU, when there is one: its
+//! logits, loss, gradients and BN statistics at the CPU tolerances
+//! (support/parity.rs). Without a GPU, or in a build without the `cuda`
+//! feature, it says so and passes; scripts/gpu-check.sh runs every parity check
+//! on the GPU.
+
+mod support {
+    // This file runs one of the checks.
+    #[allow(dead_code)]
+    pub mod parity;
+}
+
+use runtime::model::Mode;
+use support::parity::{check_eval, check_grad_mode, fixture};
+
+#[test]
+fn resnet20_on_a_gpu_matches_pytorch() {
+    if let Err(e) = runtime::device::cuda(0) {
+        eprintln!("skipped: no CUDA GPU here ({e})");
+        return;
+    }
+    // The only test of this binary: nothing else reads the variable.
+    std::env::set_var("CNNCOST_TEST_DEVICE", "cuda");
+    let f = fixture("resnet20_cifar");
+    check_eval("zoo/resnet20.net", &f);
+    check_grad_mode("zoo/resnet20.net", &f, Mode::Train);
+}
