@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Prepares what scripts/gpu-check.sh needs on a GPU machine that has no Rust
+# toolchain and no network (the `device` tool's H200: nvcc 13, driver 580,
+# PyTorch with CUDA 13): the CUDA build's binaries, stripped (cnncost, the
+# parity tests and the train_speed bench), ../shared's fixtures, the CIFAR-10
+# binary batches with the test batch cut to TEST_IMAGES images (the 64 MiB a
+# call may carry), and the PyTorch baseline's models, as one .gpu/bundle.tar.xz.
+#
+#   scripts/gpu-bundle.sh            # here: builds (minutes), then packs
+#   then, on the GPU machine, from the checkout's root:
+#   scripts/gpu-check.sh             # reads .gpu/bundle.tar.xz, writes $OUT/gpu-check.log
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${CNNCOST_SHARED:-../shared}
+test_images=${TEST_IMAGES:-2000}
+eval "$(scripts/cuda-toolkit.sh --env)"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
+cargo build --release --features cuda --bin cnncost
+cargo test --release --features cuda --test parity --no-run
+cargo bench --features cuda --bench train_speed --no-run
+# The newest build of each test and bench binary.
+newest() { ls -t "$CARGO_TARGET_DIR"/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/bin" "$stage/shared/fixtures" "$stage/shared/bench" "$stage/shared/data/cifar10-bin"
+cp "$CARGO_TARGET_DIR/release/cnncost" "$stage/bin/cnncost"
+cp "$(newest parity)" "$stage/bin/parity"
+cp "$(newest train_speed)" "$stage/bin/train_speed"
+strip "$stage"/bin/*
+cp "$shared"/fixtures/*.safetensors "$stage/shared/fixtures/"
+cp "$shared/bench/torch_baseline.py" "$stage/shared/bench/"
+cifar="$shared/data/cifar10-bin"
+cp "$cifar/data_batch_1.bin" "$cifar/batches.meta.txt" "$stage/shared/data/cifar10-bin/"
+# A record is a label byte and 3,072 pixel bytes.
+head -c $((test_images * 3073)) "$cifar/test_batch.bin" > "$stage/shared/data/cifar10-bin/test_batch.bin"
+mkdir -p .gpu
+tar -C "$stage" -cf - . | xz -6 -T0 > .gpu/bundle.tar.xz
+ls -l .gpu/bundle.tar.xz
+echo "carry .gpu (in the device tool's carry), and run scripts/gpu-check.sh there"
