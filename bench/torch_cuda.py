@@ -19,12 +19,14 @@ ap.add_argument("--baseline", default=os.path.join(HERE, "..", "..", "shared", "
 ap.add_argument("--cases", default="resnet20,resnet18_cifar,resnet50")
 ap.add_argument("--iters", type=int, default=20)
 ap.add_argument("--channels-last", action="store_true")
+ap.add_argument("--device", default="cuda", help="cpu: a dry run of scripts/gpu-check.sh")
 args = ap.parse_args()
 
 import torch, torch.nn as nn, torch.nn.functional as F, torchvision  # noqa: E402
 
 torch.manual_seed(0)
-dev = torch.device("cuda")
+dev = torch.device(args.device)
+sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
 
 def cifar_model(name):
@@ -40,12 +42,12 @@ def cifar_model(name):
 def timed(fn, warm, iters):
     for _ in range(warm):
         fn()
-    torch.cuda.synchronize()
+    sync()
     ts = []
     for _ in range(iters):
         t = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        sync()
         ts.append(time.perf_counter() - t)
     return statistics.median(ts)
 

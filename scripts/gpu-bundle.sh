@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${CNNCOST_SHARED:-../shared}
-test_images=${TEST_IMAGES:-2000}
+test_images=${TEST_IMAGES:-5000}
 eval "$(scripts/cuda-toolkit.sh --env)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 cargo build --release --features cuda --bin cnncost

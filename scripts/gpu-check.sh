@@ -15,6 +15,9 @@
 # Everything goes to $OUT/gpu-check.log (or ./gpu-check.log), and a summary
 # (one JSON line per check) to $OUT/gpu-check.jsonl. A failed step is reported
 # and the next one runs.
+#
+# A dry run of the script itself on a machine without a GPU:
+#   GPU_CHECK_DEVICE=cpu GPU_CHECK_CASES=resnet20 GPU_CHECK_EPOCHS=1 scripts/gpu-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-.}
@@ -23,6 +26,9 @@ summary=$out/gpu-check.jsonl
 : > "$summary"
 exec > >(tee "$log") 2>&1
 work=${GPU_CHECK_DIR:-/tmp/cnncost-gpu}
+dev=${GPU_CHECK_DEVICE:-cuda}
+cases=${GPU_CHECK_CASES:-resnet20,resnet18_cifar,resnet50}
+epochs=${GPU_CHECK_EPOCHS:-2}
 rm -rf "$work" && mkdir -p "$work"
 xz -dc .gpu/bundle.tar.xz | tar -C "$work" -xf - || { echo "no .gpu/bundle.tar.xz: run scripts/gpu-bundle.sh first and carry .gpu"; exit 2; }
 bin=$work/bin
@@ -39,27 +45,27 @@ except Exception:
 PY
 )
 export LD_LIBRARY_PATH=${nv}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv || true
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" || true
 record() { echo "{\"check\": \"$1\", \"ok\": $2, \"seconds\": $3${4:+, $4}}" | tee -a "$summary"; }
 
 echo "== 1. parity on the GPU"
 t=$SECONDS
-CNNCOST_TEST_DEVICE=cuda "$bin/parity" --test-threads 1
+CNNCOST_TEST_DEVICE=$dev "$bin/parity" --test-threads 1
 rc=$?
 record parity "$([ $rc = 0 ] && echo true || echo false)" $((SECONDS - t))
 
-echo "== 2. resnet20, 2 epochs of CIFAR-10 on the GPU"
+echo "== 2. resnet20, $epochs epochs of CIFAR-10 on $dev"
 t=$SECONDS
 data=cifar10:$work/shared/data/cifar10-bin
 run=$work/run
-"$bin/cnncost" train zoo/resnet20.net --data "$data" --epochs 2 --batch-size 128 \
-    --device cuda --out "$run" --quiet
+"$bin/cnncost" train zoo/resnet20.net --data "$data" --epochs "$epochs" --batch-size 128 \
+    --device "$dev" --out "$run" --quiet
 rc=$?
 train_s=$((SECONDS - t))
 top1() { "$bin/cnncost" eval zoo/resnet20.net --weights "$run" --data "$data" --format json --device "$1" \
     | python3 -c "import json,sys; print(json.load(sys.stdin)['top1'])"; }
-gpu=$(top1 cuda); cpu=$(top1 cpu)
+gpu=$(top1 "$dev"); cpu=$(top1 cpu)
 echo "top-1 of the GPU-trained checkpoint: evaluated on the GPU $gpu%, on the CPU $cpu%"
 ok=$(python3 -c "print('true' if $rc == 0 and abs(float('${gpu:-nan}') - float('${cpu:-nan}')) <= 0.1 and float('${gpu:-0}') > 20 else 'false')" 2>/dev/null || echo false)
 record train "$ok" $train_s "\"top1_gpu\": ${gpu:-null}, \"top1_cpu\": ${cpu:-null}"
@@ -69,9 +75,9 @@ t=$SECONDS
 speed=$work/speed.jsonl
 : > "$speed"
 for round in 1 2; do
-  "$bin/train_speed" --device cuda --cases resnet20,resnet18_cifar,resnet50 --iters 20 \
+  "$bin/train_speed" --device "$dev" --cases "$cases" --iters 20 \
     | sed "s/^{/{\"round\": $round, /" | tee -a "$speed"
-  python3 bench/torch_cuda.py --baseline "$work/shared/bench/torch_baseline.py" --iters 20 \
+  python3 bench/torch_cuda.py --device "$dev" --cases "$cases" --baseline "$work/shared/bench/torch_baseline.py" --iters 20 \
     | sed "s/^{/{\"round\": $round, /" | tee -a "$speed"
 done
 python3 - "$speed" <<'PY' | tee -a "$summary"
