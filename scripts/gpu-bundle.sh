@@ -2,9 +2,10 @@
 # Prepares what scripts/gpu-check.sh needs on a GPU machine that has no Rust
 # toolchain and no network (the `device` tool's H200: nvcc 13, driver 580,
 # PyTorch with CUDA 13): the CUDA build's binaries, stripped (cnncost, the
-# parity tests and the train_speed bench), ../shared's fixtures, the CIFAR-10
-# binary batches with the test batch cut to TEST_IMAGES images (the 64 MiB a
-# call may carry), and the PyTorch baseline's models, as one .gpu/bundle.tar.xz.
+# parity tests and the train_speed bench), ../shared's fixtures, its CIFAR-10
+# binary batches (4,000 training and 1,000 test images) and the PyTorch
+# baseline's models, as one .gpu/bundle.tar.xz (about 30 MB of the 64 MiB a
+# call may carry).
 #
 #   scripts/gpu-bundle.sh            # here: builds (minutes), then packs
 #   then, on the GPU machine, from the checkout's root:
@@ -12,7 +13,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${CNNCOST_SHARED:-../shared}
-test_images=${TEST_IMAGES:-5000}
 eval "$(scripts/cuda-toolkit.sh --env)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
 cargo build --release --features cuda --bin cnncost
@@ -31,9 +31,7 @@ strip "$stage"/bin/*
 cp "$shared"/fixtures/*.safetensors "$stage/shared/fixtures/"
 cp "$shared/bench/torch_baseline.py" "$stage/shared/bench/"
 cifar="$shared/data/cifar10-bin"
-cp "$cifar/data_batch_1.bin" "$cifar/batches.meta.txt" "$stage/shared/data/cifar10-bin/"
-# A record is a label byte and 3,072 pixel bytes.
-head -c $((test_images * 3073)) "$cifar/test_batch.bin" > "$stage/shared/data/cifar10-bin/test_batch.bin"
+cp "$cifar"/*.bin "$cifar/batches.meta.txt" "$stage/shared/data/cifar10-bin/"
 mkdir -p .gpu
 tar -C "$stage" -cf - . | xz -6 -T0 > .gpu/bundle.tar.xz
 ls -l .gpu/bundle.tar.xz
