@@ -11,7 +11,7 @@ mod support {
 }
 
 use runtime::model::Mode;
-use support::parity::{check_eval, check_grad_mode, fixture};
+use support::parity::check_model;
 
 #[test]
 fn resnet20_on_a_gpu_matches_pytorch() {
@@ -21,7 +21,5 @@ fn resnet20_on_a_gpu_matches_pytorch() {
     }
     // The only test of this binary: nothing else reads the variable.
     std::env::set_var("CNNCOST_TEST_DEVICE", "cuda");
-    let f = fixture("resnet20_cifar");
-    check_eval("zoo/resnet20.net", &f);
-    check_grad_mode("zoo/resnet20.net", &f, Mode::Train);
+    check_model("resnet20_cifar", "zoo/resnet20.net", Mode::Train);
 }

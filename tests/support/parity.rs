@@ -281,102 +281,86 @@ pub fn check_optimizer(prefix: &str, settings: OptimizerSettings, lr: f64) {
     }
 }
 
+/// A fixture's model: eval-mode logits, then the grad-mode references in `mode`.
+pub fn check_model(name: &str, net: &str, mode: Mode) {
+    let f = fixture(name);
+    check_eval(net, &f);
+    check_grad_mode(net, &f, mode);
+}
+
+/// The settings of an optimizer test: `kind` with these momentum, Nesterov and decay.
+pub fn settings(
+    kind: OptimizerKind,
+    momentum: f64,
+    nesterov: bool,
+    weight_decay: f64,
+) -> OptimizerSettings {
+    OptimizerSettings {
+        kind,
+        momentum,
+        nesterov,
+        weight_decay,
+        betas: (0.9, 0.999),
+        eps: 1e-8,
+    }
+}
+
 /// The parity tests, each calling `$setup` first (tests/parity.rs: nothing;
 /// tests/portable.rs: the portable ops forced on the CPU).
 #[macro_export]
 macro_rules! parity_tests {
     ($setup:expr) => {
+        use runtime::model::Mode;
+        use runtime::optim::OptimizerKind;
+        use $crate::support::parity::{check_model, check_optimizer, settings};
+
         #[test]
         fn resnet20_matches_pytorch() {
             $setup();
-            let f = $crate::support::parity::fixture("resnet20_cifar");
-            $crate::support::parity::check_eval("zoo/resnet20.net", &f);
-            $crate::support::parity::check_grad_mode(
-                "zoo/resnet20.net",
-                &f,
-                runtime::model::Mode::Train,
-            );
+            check_model("resnet20_cifar", "zoo/resnet20.net", Mode::Train);
         }
 
         #[test]
         fn alexnet_small_matches_pytorch() {
             $setup();
-            let f = $crate::support::parity::fixture("alexnet_small");
-            $crate::support::parity::check_eval("tests/nets/alexnet_small.net", &f);
             // The references were taken in eval mode (dropout off).
-            $crate::support::parity::check_grad_mode(
-                "tests/nets/alexnet_small.net",
-                &f,
-                runtime::model::Mode::Eval,
-            );
+            check_model("alexnet_small", "tests/nets/alexnet_small.net", Mode::Eval);
         }
 
         #[test]
         fn googlenet_small_matches_pytorch() {
             $setup();
-            let f = $crate::support::parity::fixture("googlenet_small");
-            $crate::support::parity::check_eval("tests/nets/googlenet_small.net", &f);
-            $crate::support::parity::check_grad_mode(
+            check_model(
+                "googlenet_small",
                 "tests/nets/googlenet_small.net",
-                &f,
-                runtime::model::Mode::Train,
+                Mode::Train,
             );
         }
 
         #[test]
         fn grouped_convs_match_pytorch() {
             $setup();
-            let f = $crate::support::parity::fixture("grouped");
-            $crate::support::parity::check_eval("tests/nets/grouped.net", &f);
-            $crate::support::parity::check_grad_mode(
-                "tests/nets/grouped.net",
-                &f,
-                runtime::model::Mode::Train,
-            );
+            check_model("grouped", "tests/nets/grouped.net", Mode::Train);
         }
 
         #[test]
         fn activations_match_pytorch() {
             $setup();
-            let f = $crate::support::parity::fixture("activations");
-            $crate::support::parity::check_eval("tests/nets/activations.net", &f);
-            $crate::support::parity::check_grad_mode(
-                "tests/nets/activations.net",
-                &f,
-                runtime::model::Mode::Eval,
-            );
+            check_model("activations", "tests/nets/activations.net", Mode::Eval);
         }
 
         #[test]
         fn sgd_with_momentum_and_weight_decay_matches_pytorch() {
             $setup();
-            $crate::support::parity::check_optimizer(
-                "sgd",
-                runtime::optim::OptimizerSettings {
-                    kind: runtime::optim::OptimizerKind::Sgd,
-                    momentum: 0.9,
-                    nesterov: false,
-                    weight_decay: 5e-4,
-                    betas: (0.9, 0.999),
-                    eps: 1e-8,
-                },
-                0.1,
-            );
+            check_optimizer("sgd", settings(OptimizerKind::Sgd, 0.9, false, 5e-4), 0.1);
         }
 
         #[test]
         fn nesterov_matches_pytorch() {
             $setup();
-            $crate::support::parity::check_optimizer(
+            check_optimizer(
                 "sgd_nesterov",
-                runtime::optim::OptimizerSettings {
-                    kind: runtime::optim::OptimizerKind::Sgd,
-                    momentum: 0.9,
-                    nesterov: true,
-                    weight_decay: 5e-4,
-                    betas: (0.9, 0.999),
-                    eps: 1e-8,
-                },
+                settings(OptimizerKind::Sgd, 0.9, true, 5e-4),
                 0.1,
             );
         }
@@ -384,16 +368,9 @@ macro_rules! parity_tests {
         #[test]
         fn adamw_matches_pytorch() {
             $setup();
-            $crate::support::parity::check_optimizer(
+            check_optimizer(
                 "adamw",
-                runtime::optim::OptimizerSettings {
-                    kind: runtime::optim::OptimizerKind::Adamw,
-                    momentum: 0.0,
-                    nesterov: false,
-                    weight_decay: 0.01,
-                    betas: (0.9, 0.999),
-                    eps: 1e-8,
-                },
+                settings(OptimizerKind::Adamw, 0.0, false, 0.01),
                 1e-3,
             );
         }
