@@ -680,10 +680,8 @@ impl Model {
                     1.0
                 };
                 let m = momentum;
-                let dev = v.device();
-                let mean = Tensor::new(stats.mean.as_slice(), dev)?.to_dtype(v.dtype())?;
-                let var: Vec<f64> = stats.var.iter().map(|x| x * correction).collect();
-                let var = Tensor::new(var.as_slice(), dev)?.to_dtype(v.dtype())?;
+                let mean = stats.mean.to_dtype(v.dtype())?;
+                let var = (stats.var * correction)?.to_dtype(v.dtype())?;
                 running_mean.set(&((running_mean.as_tensor() * (1.0 - m))? + (mean * m)?)?)?;
                 running_var.set(&((running_var.as_tensor() * (1.0 - m))? + (var * m)?)?)?;
                 counter.set(&(counter.as_tensor() + 1.0)?)?;

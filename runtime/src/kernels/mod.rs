@@ -38,7 +38,7 @@
 //! ```
 //!
 //! The one exception to the order: `portable` reads the ops' plain-data argument
-//! types (`Conv2dGeometry`, `Pool2dGeometry`, `PoolMode`, `BatchStats`), and each
+//! types (`Conv2dGeometry`, `Pool2dGeometry`, `PoolMode`, `BatchMoments`), and each
 //! op's entry point calls it first when the input is not on the CPU.
 
 pub mod conv;

@@ -15,9 +15,18 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
-/// Per-channel batch statistics of a forward pass: mean and biased variance.
+/// Per-channel batch moments of a training forward pass, for the running averages:
+/// mean and biased variance, (C) f64 tensors on the input's device (on a GPU they stay
+/// there: no synchronisation per batch norm).
+#[derive(Clone, Debug)]
+pub struct BatchMoments {
+    pub mean: Tensor,
+    pub var: Tensor,
+}
+
+/// The kernel's per-channel statistics: mean and biased variance.
 #[derive(Clone, Debug, Default)]
-pub struct BatchStats {
+pub(crate) struct BatchStats {
     pub mean: Vec<f64>,
     pub var: Vec<f64>,
 }
@@ -33,7 +42,7 @@ pub fn batch_norm_train(
     beta: &Tensor,
     eps: f64,
     relu: bool,
-) -> Result<(Tensor, BatchStats)> {
+) -> Result<(Tensor, BatchMoments)> {
     if super::portable::applies(x) {
         return super::portable::batch_norm_train(x, gamma, beta, eps, relu);
     }
@@ -49,7 +58,11 @@ pub fn batch_norm_train(
         },
     )?;
     let s = stats.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok((y, s))
+    let moments = BatchMoments {
+        mean: Tensor::new(s.mean.as_slice(), x.device())?,
+        var: Tensor::new(s.var.as_slice(), x.device())?,
+    };
+    Ok((y, moments))
 }
 
 /// (N, C, S) view of a layout's dims.

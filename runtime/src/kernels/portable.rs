@@ -19,7 +19,7 @@
 //!   mask detached.
 
 use super::conv::Conv2dGeometry;
-use super::norm::BatchStats;
+use super::norm::BatchMoments;
 use super::pool::{Pool2dGeometry, PoolMode};
 use candle_core::{bail, DType, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -180,14 +180,14 @@ pub fn mul_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
     x.mul(&mask.detach())
 }
 
-/// [`super::norm::batch_norm_train`]: the batch statistics read back to the host.
+/// [`super::norm::batch_norm_train`].
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
     relu_after: bool,
-) -> Result<(Tensor, BatchStats)> {
+) -> Result<(Tensor, BatchMoments)> {
     let dims = x.dims().to_vec();
     let (n, c) = (dims[0], dims.get(1).copied().unwrap_or(1));
     let s: usize = dims.iter().skip(2).product();
@@ -202,17 +202,12 @@ pub fn batch_norm_train(
         .broadcast_add(&beta.reshape((1, c, 1))?)?
         .reshape(dims)?;
     let y = if relu_after { relu(&y)? } else { y };
-    let host = |t: &Tensor| {
-        t.detach()
-            .flatten_all()?
-            .to_dtype(DType::F64)?
-            .to_vec1::<f64>()
+    let per_channel = |t: &Tensor| t.detach().flatten_all()?.to_dtype(DType::F64);
+    let moments = BatchMoments {
+        mean: per_channel(&mean)?,
+        var: per_channel(&var)?,
     };
-    let stats = BatchStats {
-        mean: host(&mean)?,
-        var: host(&var)?,
-    };
-    Ok((y, stats))
+    Ok((y, moments))
 }
 
 /// [`super::pool2d`]: each window's taps are strided views of the padded input.
