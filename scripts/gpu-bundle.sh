@@ -2,7 +2,8 @@
 # Prepares what scripts/gpu-check.sh needs on a GPU machine that has no Rust
 # toolchain and no network (the `device` tool's H200: nvcc 13, driver 580,
 # PyTorch with CUDA 13): the CUDA build's binaries, stripped (cnncost, the
-# parity tests and the train_speed bench), ../shared's fixtures, its CIFAR-10
+# parity tests and the train_speed bench; cnncost and the bench also built with
+# cuDNN), ../shared's fixtures, its CIFAR-10
 # binary batches (4,000 training and 1,000 test images) and the PyTorch
 # baseline's models, as one .gpu/bundle.tar.xz (about 30 MB of the 64 MiB a
 # call may carry).
@@ -15,18 +16,21 @@ cd "$(dirname "$0")/.."
 shared=${CNNCOST_SHARED:-../shared}
 eval "$(scripts/cuda-toolkit.sh --env)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
-cargo build --release --features cuda --bin cnncost
-cargo test --release --features cuda --test parity --no-run
-cargo bench --features cuda --bench train_speed --no-run
-# The newest build of each test and bench binary.
 newest() { ls -t "$CARGO_TARGET_DIR"/release/deps/"$1"-* | grep -v '\.d$' | head -1; }
-
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/bin" "$stage/shared/fixtures" "$stage/shared/bench" "$stage/shared/data/cifar10-bin"
-cp "$CARGO_TARGET_DIR/release/cnncost" "$stage/bin/cnncost"
+# Two builds: `cuda` (candle's own conv kernels) and `cudnn` (its conv forward
+# through cuDNN), for the speed table; the parity tests run on the first.
+for features in cudnn cuda; do
+    suffix=$([ $features = cuda ] || echo "-$features")
+    cargo build --release --features $features --bin cnncost
+    cargo bench --features $features --bench train_speed --no-run
+    cp "$CARGO_TARGET_DIR/release/cnncost" "$stage/bin/cnncost$suffix"
+    cp "$(newest train_speed)" "$stage/bin/train_speed$suffix"
+done
+cargo test --release --features cuda --test parity --no-run
 cp "$(newest parity)" "$stage/bin/parity"
-cp "$(newest train_speed)" "$stage/bin/train_speed"
 strip "$stage"/bin/*
 cp "$shared"/fixtures/*.safetensors "$stage/shared/fixtures/"
 cp "$shared/bench/torch_baseline.py" "$stage/shared/bench/"

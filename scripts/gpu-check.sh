@@ -77,29 +77,33 @@ speed=$work/speed.jsonl
 for round in 1 2; do
   "$bin/train_speed" --device "$dev" --cases "$cases" --iters 20 \
     | sed "s/^{/{\"round\": $round, /" | tee -a "$speed"
+  "$bin/train_speed-cudnn" --device "$dev" --cases "$cases" --iters 20 \
+    | sed "s/^{\"framework\": \"cnncost\"/{\"round\": $round, \"framework\": \"cnncost cudnn\"/" | tee -a "$speed"
   python3 bench/torch_cuda.py --device "$dev" --cases "$cases" --baseline "$work/shared/bench/torch_baseline.py" --iters 20 \
     | sed "s/^{/{\"round\": $round, /" | tee -a "$speed"
 done
 python3 - "$speed" <<'PY' | tee -a "$summary"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-key = lambda r: (r["case"], r["mode"], r["batch"])
-ours = {}
-theirs = {}
+by = {}  # (case, mode, batch) -> framework -> round -> images/s
 for r in rows:
-    side = ours if r["framework"] == "cnncost" else theirs
-    side.setdefault(key(r), {})[r["round"]] = r["images_per_s"]
-print("| case | mode | batch | cnncost img/s | PyTorch CUDA img/s | ratio per round | median |", file=sys.stderr)
-print("|---|---|---|---|---|---|---|", file=sys.stderr)
-for k in sorted(theirs):
-    if k not in ours:
+    by.setdefault((r["case"], r["mode"], r["batch"]), {}).setdefault(r["framework"], {})[r["round"]] = r["images_per_s"]
+print("| case | mode | batch | build | cnncost img/s | PyTorch CUDA img/s | ratio per round | median |", file=sys.stderr)
+print("|---|---|---|---|---|---|---|---|", file=sys.stderr)
+for k in sorted(by):
+    peer = by[k].get("pytorch cuda")
+    if not peer:
         continue
-    ratios = [ours[k][r] / theirs[k][r] for r in sorted(theirs[k]) if r in ours[k]]
-    print(f"| {k[0]} | {k[1]} | {k[2]} | {statistics.median(ours[k].values()):.0f} | "
-          f"{statistics.median(theirs[k].values()):.0f} | {', '.join(f'{x:.2f}' for x in ratios)} | "
-          f"{statistics.median(ratios):.2f}x |", file=sys.stderr)
-    print(json.dumps({"check": "speed", "case": k[0], "mode": k[1], "batch": k[2],
-                      "ratio": round(statistics.median(ratios), 3)}))
+    for build in ("cnncost", "cnncost cudnn"):
+        ours = by[k].get(build)
+        if not ours:
+            continue
+        ratios = [ours[r] / peer[r] for r in sorted(peer) if r in ours]
+        print(f"| {k[0]} | {k[1]} | {k[2]} | {build} | {statistics.median(ours.values()):.0f} | "
+              f"{statistics.median(peer.values()):.0f} | {', '.join(f'{x:.2f}' for x in ratios)} | "
+              f"{statistics.median(ratios):.2f}x |", file=sys.stderr)
+        print(json.dumps({"check": "speed", "case": k[0], "mode": k[1], "batch": k[2], "build": build,
+                          "ratio": round(statistics.median(ratios), 3)}))
 PY
 echo "speed: $((SECONDS - t)) s"
 echo "== summary"

@@ -35,6 +35,8 @@ pub fn cuda(ordinal: usize) -> Result<Device, String> {
                 ("libcublasLt", cudarc::cublaslt::sys::is_culib_present()),
                 ("libcurand", cudarc::curand::sys::is_culib_present()),
                 ("libnvrtc", cudarc::nvrtc::sys::is_culib_present()),
+                #[cfg(feature = "cudnn")]
+                ("libcudnn", cudarc::cudnn::sys::is_culib_present()),
             ]
         };
         let missing: Vec<&str> = found
