@@ -61,7 +61,10 @@ impl Ema {
     ) -> candle_core::Result<()> {
         for (s, t) in self.shadow.iter_mut().zip(&model.tensors) {
             if let (Some(s), Some(v)) = (s.as_mut(), source.get(&format!("{PREFIX}{}", t.name))) {
-                *s = v.to_dtype(t.var.dtype())?.reshape(t.var.shape())?;
+                *s = v
+                    .to_device(t.var.device())?
+                    .to_dtype(t.var.dtype())?
+                    .reshape(t.var.shape())?;
             }
         }
         Ok(())

@@ -246,7 +246,11 @@ impl Optimizer {
                         p.var.dims()
                     )));
                 }
-                state.push(t.clone());
+                // Checkpoints load on the CPU; the state lives beside its parameter.
+                let t = t
+                    .to_device(p.var.device())
+                    .map_err(|e| Error::Weights(format!("optim.{}.{n}: {e}", p.name)))?;
+                state.push(t);
             }
             self.state.insert(p.name.clone(), state);
         }
