@@ -32,6 +32,13 @@ done
 cargo test --release --features cuda --test parity --no-run
 cp "$(newest parity)" "$stage/bin/parity"
 strip "$stage"/bin/*
+# The system libraries the binaries link (fontconfig and freetype for the plots,
+# and theirs), in case the GPU machine's image lacks one: gpu-check.sh puts them
+# last on the library path. glibc's own stay behind.
+mkdir -p "$stage/lib"
+ldd "$stage/bin/cnncost" | awk '/=> \// {print $3}' \
+    | grep -Ev '/(libc|libm|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' \
+    | xargs -r cp -L -t "$stage/lib/"
 cp "$shared"/fixtures/*.safetensors "$stage/shared/fixtures/"
 cp "$shared/bench/torch_baseline.py" "$stage/shared/bench/"
 cifar="$shared/data/cifar10-bin"

@@ -44,7 +44,7 @@ except Exception:
     pass
 PY
 )
-export LD_LIBRARY_PATH=${nv}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH=${nv}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}:$work/lib
 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv || true
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" || true
 record() { echo "{\"check\": \"$1\", \"ok\": $2, \"seconds\": $3${4:+, $4}}" | tee -a "$summary"; }
