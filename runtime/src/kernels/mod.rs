@@ -38,8 +38,9 @@
 //! ```
 //!
 //! The one exception to the order: `portable` reads the ops' plain-data argument
-//! types (`Conv2dGeometry`, `Pool2dGeometry`, `PoolMode`, `BatchMoments`), and each
-//! op's entry point calls it first when the input is not on the CPU.
+//! types (`Conv2dGeometry`, `Pool2dGeometry`, `PoolMode`, `BatchMoments`) and pooling's
+//! window arithmetic (`pool::window`, `avg_divisor`, `bin`), and each op's entry point
+//! calls it first when the input is not on the CPU.
 
 pub mod conv;
 pub mod gradcheck;

@@ -84,7 +84,7 @@ const PAR_MIN: usize = 1 << 14;
 
 /// The window of output `o` along one axis: `(start, end)` in the padded input's
 /// coordinates shifted by `-pad` (may be negative), before clipping.
-fn window(o: usize, k: usize, s: usize, p: usize) -> (isize, isize) {
+pub(super) fn window(o: usize, k: usize, s: usize, p: usize) -> (isize, isize) {
     let start = (o * s) as isize - p as isize;
     (start, start + k as isize)
 }
@@ -233,21 +233,22 @@ fn max_into_body<T: Elem>(acc: &mut [T], row: &[T]) -> bool {
     nan
 }
 
-/// The divisor of an average window.
-fn avg_divisor(
+/// The divisor of an average window (its [`window`]s along each axis) over an `[h, w]`
+/// input.
+pub(super) fn avg_divisor(
     g: &Pool2dGeometry,
-    d: &PoolDims,
+    [h, w]: [usize; 2],
     (hy0, hy1): (isize, isize),
     (wx0, wx1): (isize, isize),
     include_pad: bool,
 ) -> usize {
     if include_pad {
-        let ph = (hy1.min((d.h + g.padding[0]) as isize) - hy0) as usize;
-        let pw = (wx1.min((d.w + g.padding[1]) as isize) - wx0) as usize;
+        let ph = (hy1.min((h + g.padding[0]) as isize) - hy0) as usize;
+        let pw = (wx1.min((w + g.padding[1]) as isize) - wx0) as usize;
         ph * pw
     } else {
-        let (y0, y1) = clip(hy0, hy1, d.h);
-        let (x0, x1) = clip(wx0, wx1, d.w);
+        let (y0, y1) = clip(hy0, hy1, h);
+        let (x0, x1) = clip(wx0, wx1, w);
         (y1 - y0) * (x1 - x0)
     }
 }
@@ -288,7 +289,7 @@ fn pool_fwd<T: Elem>(x: &[T], mode: PoolMode, g: &Pool2dGeometry, d: &PoolDims) 
                                 sum += v;
                             }
                         }
-                        let div = avg_divisor(g, d, wy, wx, count_include_pad);
+                        let div = avg_divisor(g, [d.h, d.w], wy, wx, count_include_pad);
                         if div == 0 {
                             T::ZERO
                         } else {
@@ -327,7 +328,7 @@ fn pool_bwd<T: Elem>(
                 match mode {
                     PoolMode::Max => dplane[argmax_fast(plane, d.w, ry, rx)] += gr,
                     PoolMode::Avg { count_include_pad } => {
-                        let div = avg_divisor(g, d, wy, wx, count_include_pad);
+                        let div = avg_divisor(g, [d.h, d.w], wy, wx, count_include_pad);
                         let v = gr / T::from_f64(div as f64);
                         for yy in ry.0..ry.1 {
                             for o in &mut dplane[yy * d.w + rx.0..yy * d.w + rx.1] {
@@ -431,7 +432,7 @@ pub fn pool2d(x: &Tensor, mode: PoolMode, g: &Pool2dGeometry) -> Result<Tensor> 
 }
 
 /// Bin `i` of `out` bins over `len`: `[floor(i·len/out), ceil((i+1)·len/out))`.
-fn bin(i: usize, len: usize, out: usize) -> (usize, usize) {
+pub(super) fn bin(i: usize, len: usize, out: usize) -> (usize, usize) {
     (i * len / out, ((i + 1) * len).div_ceil(out))
 }
 

@@ -11,16 +11,16 @@
 //! * pooling: candle's pools take no padding and have no backward when the kernel is
 //!   not the stride (its issue #1593); here every window tap is a strided view of the
 //!   padded input, and the maximum's gradient goes to the first maximum of each window
-//!   (PyTorch's rule) through a detached one-hot mask;
+//!   (PyTorch's rule) through a one-hot selection (`where_cond`);
 //! * convolution: candle's backward sizes the input gradient by the height alone, so
 //!   the input is cropped to the rows and columns the windows reach before the conv;
-//!   asymmetric padding is explicit;
-//! * ReLU: candle's gradient is 1 at 0, PyTorch's 0; here it is `x · (x > 0)` with the
-//!   mask detached.
+//!   asymmetric padding is explicit; a stride-1 conv's input gradient is a conv
+//!   ([`ConvByConvGradients`]), not candle's `conv_transpose2d` kernel;
+//! * ReLU: candle's gradient is 1 at 0, PyTorch's 0; here it is `where(x > 0, x, 0)`.
 
 use super::conv::Conv2dGeometry;
 use super::norm::BatchMoments;
-use super::pool::{Pool2dGeometry, PoolMode};
+use super::pool::{self, Pool2dGeometry, PoolMode};
 use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,17 +123,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, g: &Conv2dGeometry) -> Result<Tensor> {
     let (_, _, kh, kw) = w.dims4()?;
     // The padded input, cut to what the windows reach (candle's backward needs the
     // input gradient's size to follow from the output's along both axes).
-    let reach = |len: usize, pb: usize, pe: usize, k: usize| -> Result<usize> {
-        let span = d * (k - 1) + 1;
-        if len + pb + pe < span {
-            bail!(
-                "conv2d: a {kh}x{kw} window (dilation {d}) does not fit the padded input {h}x{wd}"
-            )
-        }
-        Ok((len + pb + pe - span) / s * s + span)
-    };
-    let rh = reach(h, g.pad_begin[0], g.pad_end[0], kh)?;
-    let rw = reach(wd, g.pad_begin[1], g.pad_end[1], kw)?;
+    let [oh, ow] = g.output_size([h, wd], [kh, kw])?;
+    let (rh, rw) = (
+        (oh - 1) * s + d * (kh - 1) + 1,
+        (ow - 1) * s + d * (kw - 1) + 1,
+    );
     let xp = pad_to(
         &pad_to(x, 2, g.pad_begin[0], rh, 0.0)?,
         3,
@@ -272,10 +266,10 @@ pub fn batch_norm_train(
         .broadcast_add(&beta.reshape((1, c, 1))?)?
         .reshape(dims)?;
     let y = if relu_after { relu(&y)? } else { y };
-    let per_channel = |t: &Tensor| t.detach().flatten_all()?.to_dtype(DType::F64);
+    let moments_of = |t: &Tensor| t.detach().flatten_all()?.to_dtype(DType::F64);
     let moments = BatchMoments {
-        mean: per_channel(&mean)?,
-        var: per_channel(&var)?,
+        mean: moments_of(&mean)?,
+        var: moments_of(&var)?,
     };
     Ok((y, moments))
 }
@@ -321,32 +315,22 @@ pub fn pool2d(x: &Tensor, mode: PoolMode, g: &Pool2dGeometry) -> Result<Tensor> 
     }
 }
 
-/// The divisor of each average window (PyTorch's): the window clipped to the padded
-/// input (`count_include_pad`) or to the input.
+/// The divisor of each average window, row-major: the kernel's own
+/// ([`pool::avg_divisor`]).
 fn avg_divisor(
     g: &Pool2dGeometry,
     input: [usize; 2],
-    out: [usize; 2],
+    [oh, ow]: [usize; 2],
     count_include_pad: bool,
 ) -> Vec<f64> {
-    let lens = |axis: usize| -> Vec<f64> {
-        let (k, s, p, len) = (g.kernel[axis], g.stride[axis], g.padding[axis], input[axis]);
-        (0..out[axis])
-            .map(|o| {
-                // In padded coordinates: the window [o·s, o·s + k) within [0, len + 2p).
-                let start = o * s;
-                let end = (start + k).min(len + 2 * p);
-                if count_include_pad {
-                    (end - start) as f64
-                } else {
-                    (end.min(len + p) - start.max(p).min(end.min(len + p))) as f64
-                }
+    let along =
+        |o: usize, axis: usize| pool::window(o, g.kernel[axis], g.stride[axis], g.padding[axis]);
+    (0..oh)
+        .flat_map(|oy| {
+            (0..ow).map(move |ox| {
+                pool::avg_divisor(g, input, along(oy, 0), along(ox, 1), count_include_pad) as f64
             })
-            .collect()
-    };
-    let (rows, cols) = (lens(0), lens(1));
-    rows.iter()
-        .flat_map(|r| cols.iter().map(move |c| r * c))
+        })
         .collect()
 }
 
@@ -357,7 +341,7 @@ pub fn adaptive_avg_pool2d(x: &Tensor, out: [usize; 2]) -> Result<Tensor> {
     let averaging = |len: usize, bins: usize| -> Result<Tensor> {
         let mut a = vec![0f64; bins * len];
         for i in 0..bins {
-            let (b0, b1) = (i * len / bins, ((i + 1) * len).div_ceil(bins));
+            let (b0, b1) = pool::bin(i, len, bins);
             for v in &mut a[i * len + b0..i * len + b1] {
                 *v = 1.0 / (b1 - b0) as f64;
             }
