@@ -113,3 +113,53 @@ fn batch_statistics_survive_a_large_mean() {
         );
     }
 }
+
+/// Batch norm in f32 (whose per-row sums run in AVX-512 where the CPU has it) against
+/// f64 (the generic loops, which the finite-difference test above checks): the
+/// statistics, the output and the three gradients, with and without the fused ReLU, on
+/// rows shorter than a vector, with a tail after whole vectors, and of whole vectors.
+#[test]
+fn batch_norm_f32_matches_f64() {
+    for (i, dims) in [[3, 2, 1, 5], [4, 3, 5, 7], [2, 3, 8, 8]]
+        .into_iter()
+        .enumerate()
+    {
+        for relu in [false, true] {
+            let run = |dtype: DType| -> Vec<Vec<f64>> {
+                let seed = 40 + 4 * i as u64;
+                let x = candle_core::Var::from_tensor(&tensor(&dims, seed, dtype)).unwrap();
+                let gamma =
+                    candle_core::Var::from_tensor(&tensor(&[dims[1]], seed + 1, dtype)).unwrap();
+                let beta =
+                    candle_core::Var::from_tensor(&tensor(&[dims[1]], seed + 2, dtype)).unwrap();
+                let (y, st) = batch_norm_train(
+                    x.as_tensor(),
+                    gamma.as_tensor(),
+                    beta.as_tensor(),
+                    1e-5,
+                    relu,
+                )
+                .unwrap();
+                let grads = weighted_sum(&y, seed + 3).unwrap().backward().unwrap();
+                let mut out = vec![to_f64(&y), to_f64(&st.mean), to_f64(&st.var)];
+                for v in [&x, &gamma, &beta] {
+                    out.push(to_f64(grads.get(v.as_tensor()).unwrap()));
+                }
+                out
+            };
+            let (single, double) = (run(DType::F32), run(DType::F64));
+            for (what, (a, b)) in ["y", "mean", "var", "dx", "dgamma", "dbeta"]
+                .iter()
+                .zip(single.iter().zip(&double))
+            {
+                assert_eq!(a.len(), b.len());
+                for (k, (a, b)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{dims:?} relu {relu}: {what}[{k}] = {a}, f64 gives {b}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@
 //! dgamma = sum(dy*xhat), dbeta = sum(dy).
 
 use super::dispatch::{Map1, Map2, Map3};
-use super::util::{par_map, par_zip_map, relu_of, vectorised, Disjoint, Elem};
+use super::util::{as_f32, par_map, par_zip_map, relu_of, simd, vectorised, Disjoint, Elem, Simd};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
@@ -128,6 +128,91 @@ fn lane_sum3<T: Elem>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (f64, f6
     (p.iter().sum::<f64>() + tp, q.iter().sum::<f64>() + tq)
 }
 
+/// (Σ uᵢ, Σ uᵢ·eᵢ) in f64 over f32 rows, with uᵢ = aᵢ − sa (0 where `mask`ᵢ is not
+/// above 0) and eᵢ = bᵢ − sb: both of batch norm's reductions, the forward's (a = b = x,
+/// sa = sb = the shift) and the backward's (a = dy, b = x, sa = 0, sb = the mean), in
+/// AVX-512. The generic loops ([`lane_sum2`], [`lane_sum3`]) compile to scalar
+/// conversions to f64, and took a sixth of a ResNet-20 training step (perf, 2026-12-03).
+/// None for f64 rows and without AVX-512: the generic loops take those.
+fn row_sums_f32<T: Elem>(
+    a: &[T],
+    b: &[T],
+    mask: Option<&[T]>,
+    sa: f64,
+    sb: f64,
+) -> Option<(f64, f64)> {
+    let (a, b) = (as_f32(a)?, as_f32(b)?);
+    let mask = match mask {
+        Some(m) => Some(as_f32(m)?),
+        None => None,
+    };
+    if simd() != Simd::Avx512 {
+        return None;
+    }
+    assert!(a.len() == b.len() && mask.is_none_or(|m| m.len() == a.len()));
+    // SAFETY: AVX-512 was detected; the lengths are equal (asserted).
+    Some(unsafe { row_sums_avx512(a, b, mask, sa, sb) })
+}
+
+/// [`row_sums_f32`]'s loop: 16 values per step in two f64 halves, each with its own
+/// accumulators (the adds' latency), reduced in a fixed order: the same bits every run.
+///
+/// # Safety
+/// AVX-512F and AVX-512VL must be available; `b` and `mask` are as long as `a`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn row_sums_avx512(
+    a: &[f32],
+    b: &[f32],
+    mask: Option<&[f32]>,
+    sa: f64,
+    sb: f64,
+) -> (f64, f64) {
+    use std::arch::x86_64::*;
+    let len = a.len();
+    let (vsa, vsb) = (_mm512_set1_pd(sa), _mm512_set1_pd(sb));
+    let (mut su, mut sp) = ([_mm512_setzero_pd(); 2], [_mm512_setzero_pd(); 2]);
+    let mut i = 0;
+    // SAFETY: every load reads 8 values at i + 8·h + 8 ≤ len, from slices of len values
+    // (the caller's contract for b and mask); the CPU features are the caller's too.
+    unsafe {
+        while i + 16 <= len {
+            for h in 0..2 {
+                let at = i + 8 * h;
+                let u = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(a.as_ptr().add(at))), vsa);
+                let u = match mask {
+                    Some(m) => {
+                        let y = _mm256_loadu_ps(m.as_ptr().add(at));
+                        let above = _mm256_cmp_ps_mask::<_CMP_GT_OQ>(y, _mm256_setzero_ps());
+                        _mm512_maskz_mov_pd(above, u)
+                    }
+                    None => u,
+                };
+                let e = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(b.as_ptr().add(at))), vsb);
+                su[h] = _mm512_add_pd(su[h], u);
+                sp[h] = _mm512_fmadd_pd(u, e, sp[h]);
+            }
+            i += 16;
+        }
+    }
+    let mut tu = _mm512_reduce_add_pd(_mm512_add_pd(su[0], su[1]));
+    let mut tp = _mm512_reduce_add_pd(_mm512_add_pd(sp[0], sp[1]));
+    for j in i..len {
+        if mask.is_none_or(|m| m[j] > 0.0) {
+            let u = a[j] as f64 - sa;
+            tu += u;
+            tp += u * (b[j] as f64 - sb);
+        }
+    }
+    (tu, tp)
+}
+
+/// Never reached: row_sums_f32 returns None before (no AVX-512 off x86-64).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn row_sums_avx512(_: &[f32], _: &[f32], _: Option<&[f32]>, _: f64, _: f64) -> (f64, f64) {
+    unreachable!("row_sums_avx512 needs AVX-512")
+}
+
 vectorised! {
     /// Channel `ch`'s (mean, biased variance) in f64.
     fn channel_moments[T: Elem](x: &[T], n: usize, c: usize, s: usize, ch: usize) -> (f64, f64) =
@@ -145,9 +230,11 @@ fn channel_moments_body<T: Elem>(x: &[T], n: usize, c: usize, s: usize, ch: usiz
     let (mut sum, mut sq) = (0f64, 0f64);
     for i in 0..n {
         let r = row(i);
-        let (a, b) = lane_sum2(r, r, |v, _| {
-            let d = v.to_f64() - shift;
-            (d, d * d)
+        let (a, b) = row_sums_f32(r, r, None, shift, shift).unwrap_or_else(|| {
+            lane_sum2(r, r, |v, _| {
+                let d = v.to_f64() - shift;
+                (d, d * d)
+            })
         });
         sum += a;
         sq += b;
@@ -340,7 +427,14 @@ fn bn_bwd_sums_body<T: Elem>(
     let (mut sd, mut sdc) = (0f64, 0f64);
     for i in 0..n {
         let r = (i * c + ch) * s..(i * c + ch + 1) * s;
-        let (a, b) = match mask {
+        let fast = row_sums_f32(
+            &dy[r.clone()],
+            &x[r.clone()],
+            mask.map(|y| &y[r.clone()]),
+            0.0,
+            mean,
+        );
+        let (a, b) = fast.unwrap_or_else(|| match mask {
             None => lane_sum2(&dy[r.clone()], &x[r], |g, v| {
                 let g = g.to_f64();
                 (g, g * (v.to_f64() - mean))
@@ -349,7 +443,7 @@ fn bn_bwd_sums_body<T: Elem>(
                 let g = relu_grad_of(y, g).to_f64();
                 (g, g * (v.to_f64() - mean))
             }),
-        };
+        });
         sd += a;
         sdc += b;
     }

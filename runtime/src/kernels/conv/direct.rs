@@ -22,8 +22,7 @@
 
 use super::geometry::Conv3x3;
 use crate::kernels::util::simd::{simd, Simd};
-use crate::kernels::util::{num_threads, transpose, with_scratch, Elem};
-use candle_core::{CpuStorage, CpuStorageRef};
+use crate::kernels::util::{as_f32, from_f32, num_threads, transpose, with_scratch, Elem};
 use std::mem::MaybeUninit;
 
 /// Output columns per vector.
@@ -75,20 +74,6 @@ pub(super) fn conv3x3<T: Elem>(
 /// None for f64 and without AVX-512.
 pub(super) fn weight_grad3x3<T: Elem>(x: &[T], dy: &[T], s: &Conv3x3) -> Option<Vec<T>> {
     from_f32(weight_grad3x3_f32(as_f32(x)?, as_f32(dy)?, s)?)
-}
-
-/// `v` as f32 data if `T` is f32.
-fn as_f32<T: Elem>(v: &[T]) -> Option<&[f32]> {
-    match T::cpu_storage_ref(v) {
-        CpuStorageRef::F32(v) => Some(v),
-        _ => None,
-    }
-}
-
-/// The kernel's f32 output as `T`'s: reached only where [`as_f32`] let the inputs through,
-/// so `T` is f32 and this is a move.
-fn from_f32<T: Elem>(v: Vec<f32>) -> Option<Vec<T>> {
-    T::cpu_storage_data(CpuStorage::F32(v)).ok()
 }
 
 /// [`conv3x3`] on f32 data.

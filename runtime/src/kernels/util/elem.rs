@@ -1,7 +1,7 @@
 //! The element types the kernels support (f32, f64), each with its per-thread scratch
 //! buffers, and the ReLU of one element.
 
-use candle_core::WithDType;
+use candle_core::{CpuStorage, CpuStorageRef, WithDType};
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
@@ -98,4 +98,19 @@ pub(crate) fn relu_of<T: Elem>(v: T) -> T {
     } else {
         T::ZERO
     }
+}
+
+/// `v` as f32 data if `T` is f32: how an f32-only kernel (written with intrinsics) takes
+/// an [`Elem`] slice, through candle's `CpuStorageRef` (no specialisation, no unsafe casts).
+pub(crate) fn as_f32<T: Elem>(v: &[T]) -> Option<&[f32]> {
+    match T::cpu_storage_ref(v) {
+        CpuStorageRef::F32(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// An f32-only kernel's output as `T`'s: reached only where [`as_f32`] let the inputs
+/// through, so `T` is f32 and this is a move.
+pub(crate) fn from_f32<T: Elem>(v: Vec<f32>) -> Option<Vec<T>> {
+    T::cpu_storage_data(CpuStorage::F32(v)).ok()
 }

@@ -2,7 +2,7 @@
 //! graph (no module here names an op, a convolution path or a candle custom op).
 //!
 //! * [`elem`]: the element trait ([`Elem`], f32 and f64), per-thread scratch buffers
-//!   ([`with_scratch`]), [`relu_of`].
+//!   ([`with_scratch`]), [`relu_of`], [`as_f32`] and [`from_f32`] for f32-only kernels.
 //! * [`par`]: parallel loops over rayon's pool ([`par_rows`], [`par_extend_rows`],
 //!   [`par_map`], [`par_zip_map`]).
 //! * [`disjoint`]: [`Disjoint`], a buffer written by parallel tasks in interleaved pieces.
@@ -24,7 +24,7 @@ pub(crate) mod transpose;
 
 pub(crate) use disjoint::Disjoint;
 pub use elem::scratch_bytes;
-pub(crate) use elem::{relu_of, with_scratch, Elem};
+pub(crate) use elem::{as_f32, from_f32, relu_of, with_scratch, Elem};
 pub(crate) use par::{par_extend_rows, par_map, par_rows, par_zip_map};
 pub use process::{configure_process, gemm_slabs, num_threads};
 pub(crate) use simd::{simd, vectorised, Simd};
