@@ -14,8 +14,8 @@
 use super::dispatch::Map2;
 use super::matmul::matmul;
 use super::util::simd::{simd, Simd};
-use super::util::{num_threads, transpose, Elem};
-use candle_core::{bail, CpuStorage, CpuStorageRef, CustomOp2, Layout, Result, Shape, Tensor};
+use super::util::{as_f32, from_f32, num_threads, transpose, Elem};
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// `x·Wᵀ` for x (N, I) and W (O, I); differentiable in both.
 pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -54,15 +54,12 @@ impl Map2 for LinearOp {
 
 fn linear_fwd<T: Elem>(x: &[T], w: &[T], n: usize, i: usize, o: usize) -> Vec<T> {
     if n <= STREAM_MAX_BATCH {
-        if let (CpuStorageRef::F32(xf), CpuStorageRef::F32(wf)) =
-            (T::cpu_storage_ref(x), T::cpu_storage_ref(w))
-        {
-            if let Some(y) = stream_f32(xf, wf, n, i, o) {
-                // T is f32 here: a move.
-                if let Ok(y) = T::cpu_storage_data(CpuStorage::F32(y)) {
-                    return y;
-                }
-            }
+        let streamed = as_f32(x)
+            .zip(as_f32(w))
+            .and_then(|(xf, wf)| stream_f32(xf, wf, n, i, o))
+            .and_then(from_f32);
+        if let Some(y) = streamed {
+            return y;
         }
     }
     // yᵀ (O, N) row-major is the gemm destination (N, O) with the batch contiguous.

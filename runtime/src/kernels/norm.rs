@@ -79,9 +79,11 @@ struct BnTrain {
     stats: Arc<Mutex<BatchStats>>,
 }
 
-/// (Σ f(aᵢ, bᵢ).0, Σ f(aᵢ, bᵢ).1) in f64 with eight partial sums each, so that the
-/// loop vectorises (a single f64 accumulator is a chain of dependent adds: a quarter
-/// of the step's BN time). The order is fixed: the same bits every run.
+/// (Σ f(aᵢ, bᵢ).0, Σ f(aᵢ, bᵢ).1) in f64 with eight partial sums each (a single f64
+/// accumulator is a chain of dependent adds: a quarter of the step's BN time). The
+/// order is fixed: the same bits every run. For f64 rows and CPUs without AVX-512:
+/// f32 rows on AVX-512 take [`row_sums_f32`], since this loop compiles to scalar
+/// conversions.
 #[inline(always)]
 fn lane_sum2<T: Elem>(a: &[T], b: &[T], f: impl Fn(T, T) -> (f64, f64)) -> (f64, f64) {
     let (mut p, mut q) = ([0f64; 8], [0f64; 8]);

@@ -1,5 +1,6 @@
 //! The element types the kernels support (f32, f64), each with its per-thread scratch
-//! buffers, and the ReLU of one element.
+//! buffers, the ReLU of one element, and the f32 view ([`as_f32`], [`from_f32`]) through
+//! which f32-only kernels take any of them.
 
 use candle_core::{CpuStorage, CpuStorageRef, WithDType};
 use std::cell::RefCell;
